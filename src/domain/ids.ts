@@ -1,0 +1,64 @@
+import { randomBytes } from "node:crypto";
+
+/** Crockford base32: sortable, no ambiguous letters. */
+const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz";
+
+export type IdPrefix = "acct" | "grt" | "use" | "hld" | "txn" | "rfd";
+
+let lastTime = 0;
+let lastRandom: Uint8Array = new Uint8Array(10);
+
+/**
+ * A prefixed, lexicographically sortable id: `grt_` + 10 chars of millisecond time + 16 chars of randomness.
+ * Monotonic within a process: ids made in the same millisecond increment the random part.
+ */
+export function newId(prefix: IdPrefix, nowMs: number = Date.now()): string {
+  let rand: Uint8Array;
+  if (nowMs <= lastTime) {
+    rand = increment(lastRandom);
+    nowMs = lastTime;
+  } else {
+    rand = randomBytes(10);
+    lastTime = nowMs;
+  }
+  lastRandom = rand;
+  return `${prefix}_${encodeTime(nowMs)}${encodeRandom(rand)}`;
+}
+
+function encodeTime(ms: number): string {
+  let out = "";
+  let t = ms;
+  for (let i = 0; i < 10; i++) {
+    out = ALPHABET[t % 32]! + out;
+    t = Math.floor(t / 32);
+  }
+  return out;
+}
+
+function encodeRandom(bytes: Uint8Array): string {
+  let bits = 0n;
+  for (const b of bytes) bits = (bits << 8n) | BigInt(b);
+  let out = "";
+  for (let i = 0; i < 16; i++) {
+    out = ALPHABET[Number(bits & 31n)]! + out;
+    bits >>= 5n;
+  }
+  return out;
+}
+
+function increment(bytes: Uint8Array): Uint8Array {
+  const next = Uint8Array.from(bytes);
+  for (let i = next.length - 1; i >= 0; i--) {
+    if (next[i]! < 255) {
+      next[i]!++;
+      return next;
+    }
+    next[i] = 0;
+  }
+  return randomBytes(10);
+}
+
+const ID_PATTERN = /^[a-z]+_[0-9a-z]{26}$/;
+export function looksLikeId(prefix: IdPrefix, id: string): boolean {
+  return id.startsWith(prefix + "_") && ID_PATTERN.test(id);
+}

@@ -1,0 +1,219 @@
+import { computeBalance } from "../domain/balance.ts";
+import { systemClock, type Clock } from "../domain/clock.ts";
+import { TallyError } from "../domain/errors.ts";
+import type { EntryQuery, Page, Store, UsageQuery } from "../store/types.ts";
+import { runAudit, type AuditReport } from "./audit.ts";
+import { GroupCommitter, type GroupCommitOptions } from "./group-commit.ts";
+import {
+  LIMITS,
+  type AccountRecord,
+  type AccountResult,
+  type Balance,
+  type CaptureInput,
+  type CaptureResult,
+  type Command,
+  type CreateAccountInput,
+  type DebitInput,
+  type DebitResult,
+  type GrantInput,
+  type GrantRecord,
+  type GrantResult,
+  type HoldInput,
+  type HoldRecord,
+  type HoldResult,
+  type JournalEntry,
+  type RefundInput,
+  type RefundResult,
+  type SettleResult,
+  type UsageRecord,
+} from "./types.ts";
+import { validateCommand } from "./validate.ts";
+
+export interface EngineOptions {
+  clock?: Clock;
+  groupCommit?: Partial<GroupCommitOptions>;
+}
+
+export type BatchItem<T> = { ok: true; value: T } | { ok: false; error: TallyError };
+
+/**
+ * The ledger engine: validates commands, runs them through group commit against the store, and answers
+ * reads. Every write is atomic; concurrent callers share transactions and durable commits.
+ */
+export class Engine {
+  readonly clock: Clock;
+  readonly committer: GroupCommitter;
+
+  constructor(
+    readonly store: Store,
+    opts: EngineOptions = {},
+  ) {
+    this.clock = opts.clock ?? systemClock;
+    const concurrency = store.dialect === "sqlite" ? 1 : 4;
+    this.committer = new GroupCommitter(store, this.clock, {
+      maxBatch: 1000,
+      maxWaitMs: 2,
+      concurrency,
+      retries: 3,
+      ...opts.groupCommit,
+    });
+  }
+
+  private run<T>(cmd: Command): Promise<T> {
+    try {
+      validateCommand(cmd);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.committer.submit(cmd) as Promise<T>;
+  }
+
+  createAccount(input: CreateAccountInput = {}): Promise<AccountResult> {
+    return this.run({ type: "create_account", input });
+  }
+
+  grant(input: GrantInput): Promise<GrantResult> {
+    return this.run({ type: "grant", input });
+  }
+
+  voidGrant(grantId: string, reason?: string): Promise<GrantResult> {
+    return this.run({ type: "void_grant", grant_id: grantId, reason: reason ?? null });
+  }
+
+  debit(input: DebitInput): Promise<DebitResult> {
+    return this.run({ type: "debit", input });
+  }
+
+  /** Many debits in one call; each gets its own result, and one refusal does not affect the others. */
+  async debitBatch(inputs: readonly DebitInput[]): Promise<BatchItem<DebitResult>[]> {
+    if (inputs.length > LIMITS.MAX_BATCH_EVENTS)
+      throw TallyError.validation("events", `must hold at most ${LIMITS.MAX_BATCH_EVENTS} events`);
+    const settled = await Promise.allSettled(inputs.map((i) => this.debit(i)));
+    return settled.map((s) => {
+      if (s.status === "fulfilled") return { ok: true, value: s.value };
+      if (s.reason instanceof TallyError) return { ok: false, error: s.reason };
+      throw s.reason;
+    });
+  }
+
+  hold(input: HoldInput): Promise<HoldResult> {
+    return this.run({ type: "hold", input });
+  }
+
+  capture(input: CaptureInput): Promise<CaptureResult> {
+    return this.run({ type: "capture", input });
+  }
+
+  release(holdId: string): Promise<HoldResult> {
+    return this.run({ type: "release", hold_id: holdId });
+  }
+
+  refund(input: RefundInput): Promise<RefundResult> {
+    return this.run({ type: "refund", input });
+  }
+
+  /** Writes off what is due on one account (grant expiries, hold expiries). */
+  settle(accountId: string): Promise<SettleResult> {
+    return this.run({ type: "settle", account_id: accountId });
+  }
+
+  /** The expiry sweep: settles every account with something due, in rounds of `limit` accounts. */
+  async sweep(limit = 500): Promise<SettleResult & { accounts: number }> {
+    const total = { expired_grants: 0, expired_holds: 0, accounts: 0 };
+    for (let round = 0; round < 1000; round++) {
+      const due = await this.store.findDueAccounts(this.clock.now(), limit);
+      if (due.length === 0) break;
+      const results = await Promise.all(due.map((id) => this.settle(id)));
+      for (const r of results) {
+        total.expired_grants += r.expired_grants;
+        total.expired_holds += r.expired_holds;
+      }
+      total.accounts += due.length;
+      if (due.length < limit) break;
+    }
+    return total;
+  }
+
+  // ---------- reads ----------
+
+  async getAccount(id: string): Promise<AccountRecord> {
+    const a = await this.store.getAccount(id);
+    if (!a) throw TallyError.notFound("account", id, "account_id");
+    return a;
+  }
+
+  async getGrant(id: string): Promise<GrantRecord> {
+    const g = await this.store.getGrant(id);
+    if (!g) throw TallyError.notFound("grant", id, "grant_id");
+    return g;
+  }
+
+  async getHold(id: string): Promise<HoldRecord> {
+    const h = await this.store.getHold(id);
+    if (!h) throw TallyError.notFound("hold", id, "hold_id");
+    return h;
+  }
+
+  async getUsage(id: string): Promise<UsageRecord> {
+    const u = await this.store.getUsage(id);
+    if (!u) throw TallyError.notFound("usage", id, "usage_id");
+    return u;
+  }
+
+  /**
+   * Balance at an instant (default: now). Now comes from the live grant remainders; another instant is
+   * recomputed from the journal. Expired credits are excluded even before the sweep writes them off.
+   */
+  async balance(accountId: string, at?: number): Promise<Balance> {
+    const now = this.clock.now();
+    if (at === undefined || at === now) {
+      const st = await this.store.accountState(accountId);
+      if (!st) throw TallyError.notFound("account", accountId, "account_id");
+      return computeBalance(accountId, st.grants, st.holds, st.account.overage_balance, now);
+    }
+    const js = await this.store.journalState(accountId, at);
+    if (!js) throw TallyError.notFound("account", accountId, "account_id");
+    const grants = js.grants.map((g) => ({ ...g, status: "active" as const, remaining: js.sums.get(`grant:${g.id}`) ?? 0n }));
+    const holds = js.holds.map((h) => {
+      const held = js.sums.get(`hold:${h.id}`) ?? 0n;
+      // Still held at `at`: only the amount matters. Past its expiry but unsettled: its parts are current.
+      const parts = h.expires_at > at ? [{ grant_id: "", kind: "purchase" as const, amount: held }] : h.parts;
+      return { ...h, status: "active" as const, parts };
+    });
+    return computeBalance(accountId, grants, holds, -(js.sums.get("overage") ?? 0n), at);
+  }
+
+  listUsages(q: Omit<UsageQuery, "limit"> & { limit?: number }): Promise<Page<UsageRecord>> {
+    return this.store.listUsages({ ...q, limit: pageSize(q.limit) });
+  }
+
+  listEntries(q: Omit<EntryQuery, "limit"> & { limit?: number }): Promise<Page<JournalEntry>> {
+    return this.store.listEntries({ ...q, limit: pageSize(q.limit) });
+  }
+
+  listGrants(accountId: string): Promise<GrantRecord[]> {
+    return this.store.listGrants(accountId);
+  }
+
+  audit(): Promise<AuditReport> {
+    return runAudit(this.store);
+  }
+
+  /** Waits for queued commands to commit. */
+  drain(): Promise<void> {
+    return this.committer.drain();
+  }
+
+  /** Finishes in-flight commits, then closes the store. */
+  async close(): Promise<void> {
+    await this.committer.close();
+    await this.store.close();
+  }
+}
+
+function pageSize(limit: number | undefined): number {
+  if (limit === undefined) return LIMITS.DEFAULT_PAGE_SIZE;
+  if (!Number.isInteger(limit) || limit < 1 || limit > LIMITS.MAX_PAGE_SIZE)
+    throw TallyError.validation("limit", `must be an integer from 1 to ${LIMITS.MAX_PAGE_SIZE}`);
+  return limit;
+}

@@ -1,0 +1,163 @@
+import { isTallyError } from "../domain/errors.ts";
+import type { Store } from "../store/types.ts";
+import type { Clock } from "../domain/clock.ts";
+import { applyCommand, keysOf } from "./apply.ts";
+import type { Command } from "./types.ts";
+import { Working } from "./working.ts";
+
+export interface GroupCommitOptions {
+  /** Most commands in one transaction. */
+  maxBatch: number;
+  /** Longest a command waits for batch-mates before its batch starts (when a slot is free). */
+  maxWaitMs: number;
+  /** Batches in flight at once (1 for SQLite: one connection; several for PostgreSQL). */
+  concurrency: number;
+  /** Retries of a single command after a transient store error (deadlock, serialization, unique race). */
+  retries: number;
+}
+
+interface Pending {
+  cmd: Command;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/**
+ * Groups concurrent commands into one transaction and one durable commit. A command refused by a domain
+ * rule fails alone; if the batch's transaction itself fails (a store error), each command is re-run in a
+ * transaction of its own so that only the culprit fails.
+ */
+export class GroupCommitter {
+  private queue: Pending[] = [];
+  private inFlight = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private immediate: NodeJS.Immediate | null = null;
+  private closed = false;
+  private idleWaiters: (() => void)[] = [];
+  /** Counters for metrics and benchmarks. */
+  readonly stats = { batches: 0, commands: 0, splits: 0, retries: 0 };
+
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+    private readonly opts: GroupCommitOptions,
+  ) {}
+
+  submit(cmd: Command): Promise<unknown> {
+    if (this.closed) return Promise.reject(new Error("engine is closed"));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ cmd, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.inFlight >= this.opts.concurrency || this.queue.length === 0) return;
+    if (this.queue.length >= this.opts.maxBatch) {
+      // A full batch goes at the next turn of the event loop, never inside the caller's stack.
+      if (!this.immediate) this.immediate = setImmediate(() => this.flush());
+      return;
+    }
+    if (!this.immediate) this.immediate = setImmediate(() => this.flush());
+    if (!this.timer && this.opts.maxWaitMs > 0) this.timer = setTimeout(() => this.flush(), this.opts.maxWaitMs);
+  }
+
+  private flush(): void {
+    if (this.immediate) {
+      clearImmediate(this.immediate);
+      this.immediate = null;
+    }
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    while (this.inFlight < this.opts.concurrency && this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.opts.maxBatch);
+      this.inFlight++;
+      void this.runBatch(batch).finally(() => {
+        this.inFlight--;
+        if (this.queue.length > 0) this.schedule();
+        else if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w();
+      });
+    }
+  }
+
+  private async runBatch(batch: Pending[]): Promise<void> {
+    this.stats.batches++;
+    this.stats.commands += batch.length;
+    try {
+      const outcomes = await this.execute(batch.map((p) => p.cmd));
+      outcomes.forEach((o, i) => (o.ok ? batch[i]!.resolve(o.value) : batch[i]!.reject(o.error)));
+    } catch (err) {
+      if (batch.length > 1) {
+        this.stats.splits++;
+        for (const p of batch) await this.runAlone(p);
+      } else {
+        await this.runAlone(batch[0]!, err);
+      }
+    }
+  }
+
+  private async runAlone(p: Pending, firstError?: unknown): Promise<void> {
+    let lastError = firstError;
+    const attempts = firstError === undefined ? this.opts.retries + 1 : this.opts.retries;
+    for (let i = 0; i < attempts; i++) {
+      if (lastError !== undefined && !isTransient(lastError)) break;
+      try {
+        const [o] = await this.execute([p.cmd]);
+        if (o!.ok) p.resolve(o!.value);
+        else p.reject(o!.error);
+        return;
+      } catch (err) {
+        this.stats.retries++;
+        lastError = err;
+      }
+    }
+    p.reject(lastError);
+  }
+
+  private execute(cmds: Command[]): Promise<Outcome[]> {
+    const now = this.clock.now();
+    return this.store.runBatch(keysOf(cmds), now, (snap) => {
+      const w = new Working(snap);
+      const outcomes: Outcome[] = cmds.map((cmd) => {
+        try {
+          return { ok: true, value: applyCommand(w, cmd, now) };
+        } catch (error) {
+          // A domain refusal changed nothing; anything else may have left the batch half-applied.
+          if (isTallyError(error)) return { ok: false, error };
+          throw error;
+        }
+      });
+      return { changes: w.changes(), result: outcomes };
+    });
+  }
+
+  /** Resolves when nothing is queued or in flight. */
+  async drain(): Promise<void> {
+    if (this.queue.length === 0 && this.inFlight === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+    if (this.queue.length > 0 || this.inFlight > 0) await this.drain();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.drain();
+  }
+}
+
+/** Store errors worth one more try: unique races between processes, deadlocks, serialization, busy. */
+function isTransient(err: unknown): boolean {
+  const code = (err as { code?: string } | null)?.code;
+  return (
+    code === "23505" ||
+    code === "40001" ||
+    code === "40P01" ||
+    code === "SQLITE_BUSY" ||
+    code === "SQLITE_BUSY_SNAPSHOT" ||
+    code === "SQLITE_CONSTRAINT_UNIQUE" ||
+    code === "SQLITE_CONSTRAINT_PRIMARYKEY"
+  );
+}

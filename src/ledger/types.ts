@@ -1,0 +1,292 @@
+/** Records and commands of the credit ledger. Amounts are bigint micro-credits; times are epoch ms. */
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type Metadata = { [key: string]: Json };
+
+export const GRANT_KINDS = ["subscription", "purchase", "promotional", "carryover", "adjustment"] as const;
+export type GrantKind = (typeof GRANT_KINDS)[number];
+
+/**
+ * Default priorities (lower is used first) that make the seeds' rules hold: an old plan's carried-over
+ * supply first, then the current monthly supply, then promotional credits, then operator adjustments,
+ * then purchased packs ("pack credits are used only when the monthly supply runs out").
+ */
+export const DEFAULT_PRIORITY: Record<GrantKind, number> = {
+  carryover: 10,
+  subscription: 20,
+  promotional: 30,
+  adjustment: 40,
+  purchase: 50,
+};
+
+export type OveragePolicy = "block" | "allow";
+export type AccountStatus = "active" | "suspended" | "closed";
+
+export interface AccountRecord {
+  id: string;
+  overage_policy: OveragePolicy;
+  /** Most overage that may be outstanding at once; null = no limit (only with policy allow). */
+  overage_limit: bigint | null;
+  /** Outstanding overage: credits consumed beyond the grants, billed on the statement. Derived from the journal. */
+  overage_balance: bigint;
+  status: AccountStatus;
+  metadata: Metadata;
+  created_at: number;
+  request: string;
+}
+
+export type GrantStatus = "active" | "expired" | "voided";
+
+export interface GrantRecord {
+  id: string;
+  account_id: string;
+  kind: GrantKind;
+  amount: bigint;
+  /** Derived state: always equals the sum of the journal postings on `grant:<id>`. */
+  remaining: bigint;
+  priority: number;
+  effective_at: number;
+  expires_at: number | null;
+  created_at: number;
+  status: GrantStatus;
+  /** When the grant was expired or voided (the write-off time). */
+  closed_at: number | null;
+  source: string | null;
+  reference: string | null;
+  metadata: Metadata;
+  /** Canonical JSON of the creating request, for replay/conflict detection of client-chosen ids. */
+  request: string;
+}
+
+/** Part of a usage or hold drawn from one grant. */
+export interface Part {
+  grant_id: string;
+  kind: GrantKind;
+  amount: bigint;
+}
+
+export type HoldStatus = "active" | "captured" | "released" | "expired";
+
+export interface HoldRecord {
+  id: string;
+  account_id: string;
+  amount: bigint;
+  /** What is still held, per grant, in burn-down order. Sums to the `hold:<id>` journal balance. */
+  parts: Part[];
+  status: HoldStatus;
+  expires_at: number;
+  created_at: number;
+  closed_at: number | null;
+  captured_amount: bigint;
+  /** The usage created by the capture. */
+  usage_id: string | null;
+  metadata: Metadata;
+  request: string;
+}
+
+export interface UsagePart extends Part {
+  refunded: bigint;
+}
+
+export interface UsageRecord {
+  /** Client-chosen event id: the idempotency key, kept forever. */
+  id: string;
+  account_id: string;
+  service: string;
+  quantity: string | null;
+  cost: bigint;
+  /** Part of the cost not covered by grants (overage policy allow). */
+  overage: bigint;
+  overage_refunded: bigint;
+  refunded: bigint;
+  parts: UsagePart[];
+  hold_id: string | null;
+  occurred_at: number;
+  recorded_at: number;
+  metadata: Metadata;
+  txn_id: string;
+  /** Canonical JSON of the request fields, for replay/conflict detection. */
+  request: string;
+}
+
+export interface RefundRecord {
+  id: string;
+  usage_id: string;
+  account_id: string;
+  amount: bigint;
+  reason: string | null;
+  created_at: number;
+  txn_id: string;
+  request: string;
+}
+
+export type TxnKind =
+  | "grant"
+  | "debit"
+  | "hold"
+  | "capture"
+  | "release"
+  | "hold_expiry"
+  | "refund"
+  | "expiry"
+  | "void";
+
+/** One leg of a journal transaction. The legs of a transaction sum to zero. */
+export interface Posting {
+  txn_id: string;
+  account_id: string;
+  /** Ledger account: issued, consumed, expired, voided, overage, grant:<id>, hold:<id>. */
+  ledger: string;
+  amount: bigint;
+  kind: TxnKind;
+  /** The object the transaction is about: grant, usage, hold or refund id. */
+  ref: string;
+  /** Effective time (expiries are effective at expires_at even when swept late). */
+  at: number;
+}
+
+export interface JournalEntry extends Posting {
+  seq: number;
+}
+
+// ---------- commands ----------
+
+export interface CreateAccountInput {
+  id?: string;
+  overage_policy?: OveragePolicy;
+  overage_limit?: bigint | null;
+  metadata?: Metadata;
+}
+
+export interface GrantInput {
+  /** Optional client-chosen id; makes the call idempotent. */
+  id?: string;
+  account_id: string;
+  kind: GrantKind;
+  amount: bigint;
+  priority?: number;
+  effective_at?: number;
+  expires_at?: number | null;
+  metadata?: Metadata;
+  reference?: string | null;
+  source?: string | null;
+}
+
+export interface DebitInput {
+  /** Client-chosen event id: the idempotency key. */
+  id: string;
+  account_id: string;
+  amount: bigint;
+  service: string;
+  quantity?: string | null;
+  metadata?: Metadata;
+  occurred_at?: number;
+}
+
+export interface HoldInput {
+  id?: string;
+  account_id: string;
+  amount: bigint;
+  /** Lifetime from now; or give expires_at. Bounded by MAX_HOLD_TTL_MS. */
+  ttl_ms?: number;
+  expires_at?: number;
+  metadata?: Metadata;
+}
+
+export interface CaptureInput {
+  hold_id: string;
+  /** Final amount; may be less than, equal to or more than the held amount. */
+  amount: bigint;
+  /** Usage id of the resulting usage (idempotency key); defaults to one derived from the hold. */
+  usage_id?: string;
+  service: string;
+  quantity?: string | null;
+  metadata?: Metadata;
+}
+
+export interface RefundInput {
+  id?: string;
+  usage_id: string;
+  /** Defaults to everything not yet refunded. */
+  amount?: bigint;
+  reason?: string | null;
+}
+
+export type Command =
+  | { type: "create_account"; input: CreateAccountInput }
+  | { type: "grant"; input: GrantInput }
+  | { type: "void_grant"; grant_id: string; reason?: string | null }
+  | { type: "debit"; input: DebitInput }
+  | { type: "hold"; input: HoldInput }
+  | { type: "capture"; input: CaptureInput }
+  | { type: "release"; hold_id: string }
+  | { type: "refund"; input: RefundInput }
+  | { type: "settle"; account_id: string };
+
+// ---------- results ----------
+
+export interface DebitResult {
+  usage: UsageRecord;
+  replay: boolean;
+}
+
+export interface HoldResult {
+  hold: HoldRecord;
+  replay: boolean;
+}
+
+export interface CaptureResult {
+  hold: HoldRecord;
+  usage: UsageRecord;
+  replay: boolean;
+}
+
+export interface RefundResult {
+  refund: RefundRecord;
+  usage: UsageRecord;
+  replay: boolean;
+}
+
+export interface GrantResult {
+  grant: GrantRecord;
+  replay: boolean;
+}
+
+export interface AccountResult {
+  account: AccountRecord;
+  replay: boolean;
+}
+
+export interface SettleResult {
+  expired_grants: number;
+  expired_holds: number;
+}
+
+export interface Balance {
+  account_id: string;
+  at: number;
+  /** available + held */
+  total: bigint;
+  /** Spendable now: unexpired, effective grant remainders not set aside by a hold. */
+  available: bigint;
+  held: bigint;
+  /** Outstanding overage (allow policy). */
+  overage: bigint;
+  /** Available by grant kind. */
+  by_kind: Record<GrantKind, bigint>;
+  /** Granted but not effective yet. */
+  scheduled: bigint;
+}
+
+/** Limits on everything. */
+export const LIMITS = {
+  MAX_HOLD_TTL_MS: 7 * 24 * 3600_000,
+  DEFAULT_HOLD_TTL_MS: 15 * 60_000,
+  MAX_ID_LENGTH: 128,
+  MAX_SERVICE_LENGTH: 64,
+  MAX_METADATA_BYTES: 4096,
+  MAX_PAGE_SIZE: 1000,
+  DEFAULT_PAGE_SIZE: 100,
+  MAX_BATCH_EVENTS: 1000,
+  MAX_PRIORITY: 100,
+} as const;

@@ -1,0 +1,1 @@
+export class PostgresStore { constructor(_u: string) { throw new Error("todo"); } }

@@ -1,0 +1,389 @@
+import Database from "better-sqlite3";
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import type {
+  AccountRecord,
+  GrantRecord,
+  HoldRecord,
+  JournalEntry,
+  RefundRecord,
+  UsageRecord,
+} from "../../ledger/types.ts";
+import type { ChangeSet, LoadKeys, Snapshot } from "../../ledger/working.ts";
+import { collectAuditFacts } from "../audit-facts.ts";
+import { rowToAccount, rowToEntry, rowToGrant, rowToHold, rowToRefund, rowToUsage, usageSources } from "../rows.ts";
+import { encodeParts } from "../codec.ts";
+import {
+  decodeCursor,
+  encodeCursor,
+  type AccountState,
+  type AuditFacts,
+  type EntryQuery,
+  type JournalState,
+  type Page,
+  type Store,
+  type UsageQuery,
+} from "../types.ts";
+import { SQLITE_MIGRATIONS } from "./migrations.ts";
+
+type Row = Record<string, unknown>;
+type Stmt = Database.Statement<unknown[], Row>;
+
+/**
+ * The embedded store: one better-sqlite3 connection, WAL, synchronous=FULL (every commit is durable).
+ * A batch is one BEGIN IMMEDIATE transaction, so several processes on one file are serialised by SQLite.
+ */
+export class SqliteStore implements Store {
+  readonly dialect = "sqlite" as const;
+  readonly db: Database.Database;
+  private readonly stmts = new Map<string, Stmt>();
+
+  constructor(readonly path: string) {
+    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
+    this.db = new Database(path);
+    this.db.pragma("journal_mode = WAL");
+    this.db.pragma("synchronous = FULL");
+    this.db.pragma("busy_timeout = 10000");
+    this.db.pragma("foreign_keys = ON");
+    this.db.defaultSafeIntegers(true);
+  }
+
+  private s(sql: string): Stmt {
+    let st = this.stmts.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql) as Stmt;
+      this.stmts.set(sql, st);
+    }
+    return st;
+  }
+
+  async migrate(): Promise<number> {
+    this.db.exec(
+      "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+    );
+    let ran = 0;
+    const run = this.db.transaction(() => {
+      const done = new Set(
+        (this.db.prepare("SELECT version FROM schema_migrations").all() as Row[]).map((r) => Number(r.version)),
+      );
+      for (const m of SQLITE_MIGRATIONS) {
+        if (done.has(m.version)) continue;
+        this.db.exec(m.sql);
+        this.db.prepare("INSERT INTO schema_migrations VALUES (?, ?, ?)").run(m.version, m.name, Date.now());
+        ran++;
+      }
+    });
+    run.immediate();
+    return ran;
+  }
+
+  async runBatch<T>(
+    keys: LoadKeys,
+    now: number,
+    apply: (snap: Snapshot) => { changes: ChangeSet; result: T },
+  ): Promise<T> {
+    const tx = this.db.transaction(() => {
+      const snap = this.load(keys, now);
+      const { changes, result } = apply(snap);
+      this.write(changes);
+      return result;
+    });
+    return tx.immediate();
+  }
+
+  private load(keys: LoadKeys, now: number): Snapshot {
+    const snap: Snapshot = { accounts: [], grants: [], holds: [], usages: [], refunds: [] };
+    const accountIds = new Set(keys.accountIds);
+    const grantIds = new Set<string>();
+    const seenGrants = new Set<string>();
+    const seenHolds = new Set<string>();
+    const seenUsages = new Set<string>();
+
+    const addUsage = (u: UsageRecord) => {
+      if (seenUsages.has(u.id)) return;
+      seenUsages.add(u.id);
+      snap.usages.push(u);
+      accountIds.add(u.account_id);
+      for (const p of u.parts) grantIds.add(p.grant_id);
+    };
+    const addHold = (h: HoldRecord) => {
+      if (seenHolds.has(h.id)) return;
+      seenHolds.add(h.id);
+      snap.holds.push(h);
+      accountIds.add(h.account_id);
+      for (const p of h.parts) grantIds.add(p.grant_id);
+      if (h.usage_id) {
+        const u = this.s("SELECT * FROM usages WHERE id = ?").get(h.usage_id);
+        if (u) addUsage(rowToUsage(u));
+      }
+    };
+    for (const id of keys.refundIds) {
+      const r = this.s("SELECT * FROM refunds WHERE id = ?").get(id);
+      if (!r) continue;
+      const refund = rowToRefund(r);
+      snap.refunds.push(refund);
+      const u = this.s("SELECT * FROM usages WHERE id = ?").get(refund.usage_id);
+      if (u) addUsage(rowToUsage(u));
+    }
+    for (const id of keys.usageIds) {
+      const u = this.s("SELECT * FROM usages WHERE id = ?").get(id);
+      if (u) addUsage(rowToUsage(u));
+    }
+    for (const id of keys.holdIds) {
+      const h = this.s("SELECT * FROM holds WHERE id = ?").get(id);
+      if (h) addHold(rowToHold(h));
+    }
+    for (const id of keys.grantIds) {
+      const g = this.s("SELECT * FROM grants WHERE id = ?").get(id);
+      if (!g) continue;
+      const grant = rowToGrant(g);
+      seenGrants.add(grant.id);
+      snap.grants.push(grant);
+      accountIds.add(grant.account_id);
+    }
+    for (const id of accountIds) {
+      const a = this.s("SELECT * FROM accounts WHERE id = ?").get(id);
+      if (!a) continue;
+      snap.accounts.push(rowToAccount(a));
+      for (const g of this.s(
+        "SELECT * FROM grants WHERE account_id = ? AND status = 'active' AND remaining > 0",
+      ).all(id)) {
+        const grant = rowToGrant(g);
+        if (seenGrants.has(grant.id)) continue;
+        seenGrants.add(grant.id);
+        snap.grants.push(grant);
+      }
+      for (const h of this.s(
+        "SELECT * FROM holds WHERE account_id = ? AND status = 'active' AND expires_at <= ?",
+      ).all(id, now)) {
+        addHold(rowToHold(h));
+      }
+    }
+    for (const id of grantIds) {
+      if (seenGrants.has(id)) continue;
+      const g = this.s("SELECT * FROM grants WHERE id = ?").get(id);
+      if (!g) continue;
+      seenGrants.add(id);
+      snap.grants.push(rowToGrant(g));
+    }
+    return snap;
+  }
+
+  private write(c: ChangeSet): void {
+    const insAccount = this.s(
+      "INSERT INTO accounts (id, overage_policy, overage_limit, overage_balance, status, metadata, created_at, request) VALUES (?,?,?,?,?,?,?,?)",
+    );
+    for (const a of c.accounts.inserted)
+      insAccount.run(a.id, a.overage_policy, a.overage_limit, a.overage_balance, a.status, JSON.stringify(a.metadata), a.created_at, a.request);
+    const updAccount = this.s("UPDATE accounts SET overage_balance = ?, status = ? WHERE id = ?");
+    for (const a of c.accounts.updated) updAccount.run(a.overage_balance, a.status, a.id);
+
+    const insGrant = this.s(
+      `INSERT INTO grants (id, account_id, kind, amount, remaining, priority, effective_at, expires_at, created_at, status,
+        closed_at, source, reference, metadata, request) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+    );
+    for (const g of c.grants.inserted)
+      insGrant.run(g.id, g.account_id, g.kind, g.amount, g.remaining, g.priority, g.effective_at, g.expires_at, g.created_at,
+        g.status, g.closed_at, g.source, g.reference, JSON.stringify(g.metadata), g.request);
+    const updGrant = this.s("UPDATE grants SET remaining = ?, status = ?, closed_at = ? WHERE id = ?");
+    for (const g of c.grants.updated) updGrant.run(g.remaining, g.status, g.closed_at, g.id);
+
+    const insHold = this.s(
+      `INSERT INTO holds (id, account_id, amount, parts, status, expires_at, created_at, closed_at, captured_amount, usage_id,
+        metadata, request) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+    );
+    for (const h of c.holds.inserted)
+      insHold.run(h.id, h.account_id, h.amount, encodeParts(h.parts), h.status, h.expires_at, h.created_at, h.closed_at,
+        h.captured_amount, h.usage_id, JSON.stringify(h.metadata), h.request);
+
+    // Usages before hold updates: a captured hold names its usage.
+    const insUsage = this.s(
+      `INSERT INTO usages (id, account_id, service, quantity, cost, overage, overage_refunded, refunded, parts, sources, hold_id,
+        occurred_at, recorded_at, metadata, txn_id, request) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+    );
+    for (const u of c.usages.inserted)
+      insUsage.run(u.id, u.account_id, u.service, u.quantity, u.cost, u.overage, u.overage_refunded, u.refunded,
+        encodeParts(u.parts), usageSources(u), u.hold_id, u.occurred_at, u.recorded_at, JSON.stringify(u.metadata), u.txn_id, u.request);
+    const updUsage = this.s("UPDATE usages SET refunded = ?, overage_refunded = ?, parts = ? WHERE id = ?");
+    for (const u of c.usages.updated) updUsage.run(u.refunded, u.overage_refunded, encodeParts(u.parts), u.id);
+
+    const updHold = this.s("UPDATE holds SET parts = ?, status = ?, closed_at = ?, captured_amount = ?, usage_id = ? WHERE id = ?");
+    for (const h of c.holds.updated)
+      updHold.run(encodeParts(h.parts), h.status, h.closed_at, h.captured_amount, h.usage_id, h.id);
+
+    const insRefund = this.s(
+      "INSERT INTO refunds (id, usage_id, account_id, amount, reason, created_at, txn_id, request) VALUES (?,?,?,?,?,?,?,?)",
+    );
+    for (const r of c.refunds.inserted)
+      insRefund.run(r.id, r.usage_id, r.account_id, r.amount, r.reason, r.created_at, r.txn_id, r.request);
+
+    const insPosting = this.s("INSERT INTO postings (txn_id, account_id, ledger, amount, kind, ref, at) VALUES (?,?,?,?,?,?,?)");
+    for (const p of c.postings) insPosting.run(p.txn_id, p.account_id, p.ledger, p.amount, p.kind, p.ref, p.at);
+  }
+
+  // ---------- reads ----------
+
+  async getAccount(id: string): Promise<AccountRecord | null> {
+    const r = this.s("SELECT * FROM accounts WHERE id = ?").get(id);
+    return r ? rowToAccount(r) : null;
+  }
+
+  async listAccounts(cursor: string | undefined, limit: number): Promise<Page<AccountRecord>> {
+    const after = decodeCursor(cursor) ?? "";
+    const rows = this.s("SELECT * FROM accounts WHERE id > ? ORDER BY id LIMIT ?").all(after, limit + 1);
+    const data = rows.slice(0, limit).map(rowToAccount);
+    return { data, next_cursor: rows.length > limit ? encodeCursor(data[data.length - 1]!.id) : null };
+  }
+
+  async getGrant(id: string): Promise<GrantRecord | null> {
+    const r = this.s("SELECT * FROM grants WHERE id = ?").get(id);
+    return r ? rowToGrant(r) : null;
+  }
+
+  async listGrants(accountId: string): Promise<GrantRecord[]> {
+    return this.s("SELECT * FROM grants WHERE account_id = ? ORDER BY created_at, id").all(accountId).map(rowToGrant);
+  }
+
+  async getHold(id: string): Promise<HoldRecord | null> {
+    const r = this.s("SELECT * FROM holds WHERE id = ?").get(id);
+    return r ? rowToHold(r) : null;
+  }
+
+  async getUsage(id: string): Promise<UsageRecord | null> {
+    const r = this.s("SELECT * FROM usages WHERE id = ?").get(id);
+    return r ? rowToUsage(r) : null;
+  }
+
+  async getRefund(id: string): Promise<RefundRecord | null> {
+    const r = this.s("SELECT * FROM refunds WHERE id = ?").get(id);
+    return r ? rowToRefund(r) : null;
+  }
+
+  async accountState(accountId: string): Promise<AccountState | null> {
+    // One read transaction, so grants and holds are seen at the same instant.
+    return this.db.transaction(() => {
+      const a = this.s("SELECT * FROM accounts WHERE id = ?").get(accountId);
+      if (!a) return null;
+      const holds = this.s("SELECT * FROM holds WHERE account_id = ? AND status = 'active'").all(accountId).map(rowToHold);
+      const grants = this.s("SELECT * FROM grants WHERE account_id = ? AND status = 'active' AND remaining > 0")
+        .all(accountId)
+        .map(rowToGrant);
+      const seen = new Set(grants.map((g) => g.id));
+      for (const h of holds)
+        for (const p of h.parts) {
+          if (seen.has(p.grant_id)) continue;
+          const g = this.s("SELECT * FROM grants WHERE id = ?").get(p.grant_id);
+          if (g) grants.push(rowToGrant(g));
+          seen.add(p.grant_id);
+        }
+      return { account: rowToAccount(a), grants, holds };
+    })();
+  }
+
+  async journalState(accountId: string, at: number): Promise<JournalState | null> {
+    return this.db.transaction(() => {
+      const a = this.s("SELECT * FROM accounts WHERE id = ?").get(accountId);
+      if (!a) return null;
+      const sums = new Map<string, bigint>();
+      for (const r of this.s(
+        "SELECT ledger, SUM(amount) AS s FROM postings WHERE account_id = ? AND at <= ? GROUP BY ledger",
+      ).all(accountId, at))
+        sums.set(String(r.ledger), BigInt(r.s as bigint));
+      const grants: GrantRecord[] = [];
+      const holds: HoldRecord[] = [];
+      const grantIds = new Set<string>();
+      for (const [ledger, s] of sums) {
+        if (s === 0n) continue;
+        if (ledger.startsWith("hold:")) {
+          const h = this.s("SELECT * FROM holds WHERE id = ?").get(ledger.slice(5));
+          if (h) {
+            const hold = rowToHold(h);
+            holds.push(hold);
+            for (const p of hold.parts) grantIds.add(p.grant_id);
+          }
+        } else if (ledger.startsWith("grant:")) grantIds.add(ledger.slice(6));
+      }
+      for (const id of grantIds) {
+        const g = this.s("SELECT * FROM grants WHERE id = ?").get(id);
+        if (g) grants.push(rowToGrant(g));
+      }
+      return { account: rowToAccount(a), sums, grants, holds };
+    })();
+  }
+
+  async listUsages(q: UsageQuery): Promise<Page<UsageRecord>> {
+    const where = ["account_id = ?"];
+    const args: unknown[] = [q.account_id];
+    const before = decodeCursor(q.cursor);
+    if (before !== null) {
+      where.push("seq < ?");
+      args.push(BigInt(before));
+    }
+    if (q.service) {
+      where.push("service = ?");
+      args.push(q.service);
+    }
+    if (q.from !== undefined) {
+      where.push("recorded_at >= ?");
+      args.push(q.from);
+    }
+    if (q.to !== undefined) {
+      where.push("recorded_at < ?");
+      args.push(q.to);
+    }
+    if (q.credit_source) {
+      where.push("sources LIKE ?");
+      args.push(`% ${q.credit_source} %`);
+    }
+    const rows = this.db
+      .prepare(`SELECT * FROM usages WHERE ${where.join(" AND ")} ORDER BY seq DESC LIMIT ?`)
+      .all(...args, q.limit + 1) as Row[];
+    const page = rows.slice(0, q.limit);
+    return {
+      data: page.map(rowToUsage),
+      next_cursor: rows.length > q.limit ? encodeCursor(String(page[page.length - 1]!.seq)) : null,
+    };
+  }
+
+  async listEntries(q: EntryQuery): Promise<Page<JournalEntry>> {
+    const before = decodeCursor(q.cursor);
+    const rows = (before === null
+      ? this.s("SELECT * FROM postings WHERE account_id = ? ORDER BY seq DESC LIMIT ?").all(q.account_id, q.limit + 1)
+      : this.s("SELECT * FROM postings WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?").all(
+          q.account_id,
+          BigInt(before),
+          q.limit + 1,
+        )) as Row[];
+    const page = rows.slice(0, q.limit).map(rowToEntry);
+    return { data: page, next_cursor: rows.length > q.limit ? encodeCursor(page[page.length - 1]!.seq) : null };
+  }
+
+  async findDueAccounts(now: number, limit: number): Promise<string[]> {
+    return this.s(
+      `SELECT account_id FROM grants WHERE status = 'active' AND remaining > 0 AND expires_at IS NOT NULL AND expires_at <= ?
+       UNION SELECT account_id FROM holds WHERE status = 'active' AND expires_at <= ? LIMIT ?`,
+    )
+      .all(now, now, limit)
+      .map((r) => String(r.account_id));
+  }
+
+  async auditFacts(): Promise<AuditFacts> {
+    // Read everything inside one transaction so the audit sees one consistent instant.
+    this.db.exec("BEGIN");
+    try {
+      return await collectAuditFacts(async (sql) => this.db.prepare(sql).all() as Row[]);
+    } finally {
+      this.db.exec("COMMIT");
+    }
+  }
+
+  async scanUsages(afterSeq: number, limit: number): Promise<{ seq: number; usage: UsageRecord }[]> {
+    return this.s("SELECT * FROM usages WHERE seq > ? ORDER BY seq LIMIT ?")
+      .all(afterSeq, limit)
+      .map((r) => ({ seq: Number(r.seq), usage: rowToUsage(r) }));
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    globalSetup: ["test/support/global-setup.ts"],
+    testTimeout: 60_000,
+    hookTimeout: 60_000,
+    // Files share one PostgreSQL server; each file gets its own schema-free database via the store factory.
+    fileParallelism: true,
+    maxWorkers: 2,
+  },
+});
