@@ -1,0 +1,102 @@
+/** PostgreSQL schema, versioned. Amounts are BIGINT micro-credits; times are BIGINT epoch ms. */
+export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }[] = [
+  {
+    version: 1,
+    name: "ledger",
+    sql: `
+CREATE TABLE accounts (
+  id TEXT PRIMARY KEY,
+  overage_policy TEXT NOT NULL CHECK (overage_policy IN ('block', 'allow')),
+  overage_limit BIGINT CHECK (overage_limit >= 0),
+  overage_balance BIGINT NOT NULL DEFAULT 0 CHECK (overage_balance >= 0),
+  status TEXT NOT NULL,
+  metadata JSONB NOT NULL,
+  created_at BIGINT NOT NULL,
+  request TEXT NOT NULL
+);
+CREATE TABLE grants (
+  id TEXT PRIMARY KEY,
+  account_id TEXT NOT NULL REFERENCES accounts(id),
+  kind TEXT NOT NULL,
+  amount BIGINT NOT NULL CHECK (amount > 0),
+  remaining BIGINT NOT NULL CHECK (remaining >= 0 AND remaining <= amount),
+  priority INTEGER NOT NULL,
+  effective_at BIGINT NOT NULL,
+  expires_at BIGINT,
+  created_at BIGINT NOT NULL,
+  status TEXT NOT NULL,
+  closed_at BIGINT,
+  source TEXT,
+  reference TEXT,
+  metadata JSONB NOT NULL,
+  request TEXT NOT NULL
+);
+CREATE INDEX grants_live ON grants (account_id) WHERE status = 'active' AND remaining > 0;
+CREATE INDEX grants_due ON grants (expires_at) WHERE status = 'active' AND remaining > 0 AND expires_at IS NOT NULL;
+CREATE INDEX grants_account ON grants (account_id, created_at);
+CREATE TABLE holds (
+  id TEXT PRIMARY KEY,
+  account_id TEXT NOT NULL REFERENCES accounts(id),
+  amount BIGINT NOT NULL CHECK (amount > 0),
+  parts TEXT NOT NULL,
+  status TEXT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  created_at BIGINT NOT NULL,
+  closed_at BIGINT,
+  captured_amount BIGINT NOT NULL DEFAULT 0,
+  usage_id TEXT,
+  metadata JSONB NOT NULL,
+  request TEXT NOT NULL
+);
+CREATE INDEX holds_active ON holds (account_id, expires_at) WHERE status = 'active';
+CREATE INDEX holds_due ON holds (expires_at) WHERE status = 'active';
+CREATE TABLE usages (
+  seq BIGSERIAL PRIMARY KEY,
+  id TEXT NOT NULL UNIQUE,
+  account_id TEXT NOT NULL REFERENCES accounts(id),
+  service TEXT NOT NULL,
+  quantity TEXT,
+  cost BIGINT NOT NULL CHECK (cost >= 0),
+  overage BIGINT NOT NULL,
+  overage_refunded BIGINT NOT NULL,
+  refunded BIGINT NOT NULL CHECK (refunded >= 0 AND refunded <= cost),
+  parts TEXT NOT NULL,
+  sources TEXT NOT NULL,
+  hold_id TEXT,
+  occurred_at BIGINT NOT NULL,
+  recorded_at BIGINT NOT NULL,
+  metadata JSONB NOT NULL,
+  txn_id TEXT NOT NULL,
+  request TEXT NOT NULL
+);
+CREATE INDEX usages_account ON usages (account_id, seq);
+CREATE TABLE refunds (
+  id TEXT PRIMARY KEY,
+  usage_id TEXT NOT NULL REFERENCES usages(id),
+  account_id TEXT NOT NULL,
+  amount BIGINT NOT NULL CHECK (amount > 0),
+  reason TEXT,
+  created_at BIGINT NOT NULL,
+  txn_id TEXT NOT NULL,
+  request TEXT NOT NULL
+);
+CREATE INDEX refunds_usage ON refunds (usage_id);
+CREATE TABLE postings (
+  seq BIGSERIAL PRIMARY KEY,
+  txn_id TEXT NOT NULL,
+  account_id TEXT NOT NULL,
+  ledger TEXT NOT NULL,
+  amount BIGINT NOT NULL,
+  kind TEXT NOT NULL,
+  ref TEXT NOT NULL,
+  at BIGINT NOT NULL
+);
+CREATE INDEX postings_account ON postings (account_id, seq);
+-- The journal is append-only.
+CREATE FUNCTION postings_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'journal rows are immutable'; END $$;
+CREATE TRIGGER postings_no_change BEFORE UPDATE OR DELETE ON postings
+  FOR EACH ROW EXECUTE FUNCTION postings_immutable();
+`,
+  },
+];
