@@ -41,10 +41,12 @@ export function parseCredits(input: unknown, field: string, opts: { allowZero?: 
 
 /** Range check for an amount already in micro-credits. */
 export function checkAmount(micros: bigint, field: string, opts: { allowZero?: boolean } = {}): bigint {
-  if (typeof micros !== "bigint") throw TallyError.validation(field, "must be an integer amount of micro-credits");
+  if (typeof micros !== "bigint")
+    throw TallyError.validation(field, "must be an integer amount of micro-credits");
   if (micros < 0n) throw TallyError.validation(field, "must not be negative");
   if (micros === 0n && !opts.allowZero) throw TallyError.validation(field, "must be greater than zero");
-  if (micros > MAX_AMOUNT) throw TallyError.validation(field, `must not exceed ${formatCredits(MAX_AMOUNT)} credits`);
+  if (micros > MAX_AMOUNT)
+    throw TallyError.validation(field, `must not exceed ${formatCredits(MAX_AMOUNT)} credits`);
   return micros;
 }
 

@@ -38,5 +38,14 @@ export function computeBalance(
     available += rem;
     byKind[g.kind] += rem;
   }
-  return { account_id: accountId, at, total: available + held, available, held, overage, by_kind: byKind, scheduled };
+  return {
+    account_id: accountId,
+    at,
+    total: available + held,
+    available,
+    held,
+    overage,
+    by_kind: byKind,
+    scheduled,
+  };
 }

@@ -112,7 +112,10 @@ function requireAccount(w: Working, id: string, field: string): AccountRecord {
 
 function requireActive(a: AccountRecord): void {
   if (a.status !== "active")
-    throw new TallyError("account_not_active", `account ${a.id} is ${a.status}`, { field: "account_id", status: a.status });
+    throw new TallyError("account_not_active", `account ${a.id} is ${a.status}`, {
+      field: "account_id",
+      status: a.status,
+    });
 }
 
 // ---------- accounts and grants ----------
@@ -169,7 +172,8 @@ function grant(w: Working, input: GrantInput, now: number): GrantResult {
   if (account.status === "closed") requireActive(account);
   const effectiveAt = input.effective_at ?? now;
   if (fields.expires_at !== null) {
-    if (fields.expires_at <= effectiveAt) throw TallyError.validation("expires_at", "must be after effective_at");
+    if (fields.expires_at <= effectiveAt)
+      throw TallyError.validation("expires_at", "must be after effective_at");
     if (fields.expires_at <= now) throw TallyError.validation("expires_at", "must be in the future");
   }
   settle(w, account.id, now);
@@ -203,7 +207,10 @@ function voidGrant(w: Working, grantId: string, _reason: string | null, now: num
   if (!g) throw TallyError.notFound("grant", grantId, "grant_id");
   if (g.status === "voided") return { grant: { ...g }, replay: true };
   if (g.status === "expired" || isExpiredAt(g, now))
-    throw new TallyError("grant_not_active", `grant ${grantId} has expired`, { field: "grant_id", id: grantId });
+    throw new TallyError("grant_not_active", `grant ${grantId} has expired`, {
+      field: "grant_id",
+      id: grantId,
+    });
   settle(w, g.account_id, now);
   const left = g.remaining;
   g.remaining = 0n;
@@ -328,7 +335,10 @@ function hold(w: Working, input: HoldInput, now: number): HoldResult {
   const expiresAt = input.expires_at ?? now + (input.ttl_ms ?? LIMITS.DEFAULT_HOLD_TTL_MS);
   if (expiresAt <= now) throw TallyError.validation("expires_at", "must be in the future");
   if (expiresAt - now > LIMITS.MAX_HOLD_TTL_MS)
-    throw TallyError.validation("expires_at", `must be at most ${LIMITS.MAX_HOLD_TTL_MS / 3600_000} hours away`);
+    throw TallyError.validation(
+      "expires_at",
+      `must be at most ${LIMITS.MAX_HOLD_TTL_MS / 3600_000} hours away`,
+    );
   settle(w, account.id, now);
   const plan = planAllocation(w.grantsOf(account.id), input.amount, now);
   // A hold sets aside real credits only; overage is decided when the hold is captured.
@@ -402,14 +412,22 @@ function capture(w: Working, input: CaptureInput, now: number): CaptureResult {
       assertSameRequest("capture of hold", h.id, u.request, fields);
       return { hold: copyHold(h), usage: copyUsage(u), replay: true };
     }
-    throw new TallyError("hold_not_active", `hold ${h.id} was already captured`, { field: "hold_id", status: state });
+    throw new TallyError("hold_not_active", `hold ${h.id} was already captured`, {
+      field: "hold_id",
+      status: state,
+    });
   }
   if (state === "released")
     throw new TallyError("hold_not_active", `hold ${h.id} was released`, { field: "hold_id", status: state });
   if (state === "expired")
-    throw new TallyError("hold_expired", `hold ${h.id} expired and its credits were freed`, { field: "hold_id" });
+    throw new TallyError("hold_expired", `hold ${h.id} expired and its credits were freed`, {
+      field: "hold_id",
+    });
   if (w.usages.get(usageId))
-    throw new TallyError("idempotency_conflict", `usage ${usageId} already exists`, { field: "usage_id", id: usageId });
+    throw new TallyError("idempotency_conflict", `usage ${usageId} already exists`, {
+      field: "usage_id",
+      id: usageId,
+    });
   const account = requireAccount(w, h.account_id, "hold_id");
   settle(w, account.id, now);
 
@@ -476,7 +494,10 @@ function release(w: Working, holdId: string, now: number): HoldResult {
   if (!h) throw TallyError.notFound("hold", holdId, "hold_id");
   const state = holdState(h, now);
   if (state === "captured")
-    throw new TallyError("hold_not_active", `hold ${h.id} was already captured`, { field: "hold_id", status: state });
+    throw new TallyError("hold_not_active", `hold ${h.id} was already captured`, {
+      field: "hold_id",
+      status: state,
+    });
   if (state === "expired") {
     settle(w, h.account_id, now);
     return { hold: copyHold(h), replay: true };

@@ -4,7 +4,14 @@ import type { AuditFinding, Store } from "../store/types.ts";
 export interface AuditReport {
   ok: boolean;
   checked_at: number;
-  counts: { transactions: number; postings: number; grants: number; holds: number; usages: number; accounts: number };
+  counts: {
+    transactions: number;
+    postings: number;
+    grants: number;
+    holds: number;
+    usages: number;
+    accounts: number;
+  };
   /** Journal totals by ledger account type, in credits. They sum to zero: nothing created or destroyed. */
   totals: Record<string, string>;
   discrepancies: AuditFinding[];
@@ -32,10 +39,20 @@ export async function runAudit(store: Store): Promise<AuditReport> {
         parts += p.amount;
         refunded += p.refunded;
         if (p.refunded < 0n || p.refunded > p.amount)
-          discrepancies.push({ check: "usage_part_refund_in_range", id: u.id, expected: `0..${p.amount}`, actual: String(p.refunded) });
+          discrepancies.push({
+            check: "usage_part_refund_in_range",
+            id: u.id,
+            expected: `0..${p.amount}`,
+            actual: String(p.refunded),
+          });
       }
       if (parts + u.overage !== u.cost)
-        discrepancies.push({ check: "usage_parts_sum_to_cost", id: u.id, expected: String(u.cost), actual: String(parts + u.overage) });
+        discrepancies.push({
+          check: "usage_parts_sum_to_cost",
+          id: u.id,
+          expected: String(u.cost),
+          actual: String(parts + u.overage),
+        });
       if (refunded + u.overage_refunded !== u.refunded)
         discrepancies.push({
           check: "usage_refunds_sum",
@@ -56,7 +73,12 @@ export async function runAudit(store: Store): Promise<AuditReport> {
     totals[k] = formatCredits(v);
   }
   if (total !== 0n)
-    discrepancies.push({ check: "journal_conserves_credits", id: "journal", expected: "0", actual: String(total) });
+    discrepancies.push({
+      check: "journal_conserves_credits",
+      id: "journal",
+      expected: "0",
+      actual: String(total),
+    });
 
   return {
     ok: discrepancies.length === 0,

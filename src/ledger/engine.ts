@@ -173,7 +173,11 @@ export class Engine {
     }
     const js = await this.store.journalState(accountId, at);
     if (!js) throw TallyError.notFound("account", accountId, "account_id");
-    const grants = js.grants.map((g) => ({ ...g, status: "active" as const, remaining: js.sums.get(`grant:${g.id}`) ?? 0n }));
+    const grants = js.grants.map((g) => ({
+      ...g,
+      status: "active" as const,
+      remaining: js.sums.get(`grant:${g.id}`) ?? 0n,
+    }));
     const holds = js.holds.map((h) => {
       const held = js.sums.get(`hold:${h.id}`) ?? 0n;
       // Still held at `at`: only the amount matters. Past its expiry but unsettled: its parts are current.

@@ -61,7 +61,8 @@ export class GroupCommitter {
       return;
     }
     if (!this.immediate) this.immediate = setImmediate(() => this.flush());
-    if (!this.timer && this.opts.maxWaitMs > 0) this.timer = setTimeout(() => this.flush(), this.opts.maxWaitMs);
+    if (!this.timer && this.opts.maxWaitMs > 0)
+      this.timer = setTimeout(() => this.flush(), this.opts.maxWaitMs);
   }
 
   private flush(): void {

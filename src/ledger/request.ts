@@ -11,7 +11,8 @@ function normalize(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(normalize);
   if (value && typeof value === "object") {
     const out: Record<string, unknown> = {};
-    for (const key of Object.keys(value).sort()) out[key] = normalize((value as Record<string, unknown>)[key]);
+    for (const key of Object.keys(value).sort())
+      out[key] = normalize((value as Record<string, unknown>)[key]);
     return out;
   }
   return value;
@@ -26,17 +27,21 @@ export function requestText(fields: Record<string, unknown>): string {
  * Compares a new request to the stored one. Returns normally when they are the same;
  * throws idempotency_conflict naming the first differing field otherwise.
  */
-export function assertSameRequest(what: string, id: string, stored: string, fields: Record<string, unknown>): void {
+export function assertSameRequest(
+  what: string,
+  id: string,
+  stored: string,
+  fields: Record<string, unknown>,
+): void {
   const before = JSON.parse(stored) as Record<string, unknown>;
   const now = JSON.parse(canonical(fields)) as Record<string, unknown>;
   const keys = [...new Set([...Object.keys(before), ...Object.keys(now)])].sort();
   for (const key of keys) {
     if (canonical(before[key]) !== canonical(now[key])) {
-      throw new TallyError(
-        "idempotency_conflict",
-        `${what} ${id} already exists with a different ${key}`,
-        { field: key, id },
-      );
+      throw new TallyError("idempotency_conflict", `${what} ${id} already exists with a different ${key}`, {
+        field: key,
+        id,
+      });
     }
   }
 }

@@ -121,15 +121,7 @@ export interface RefundRecord {
 }
 
 export type TxnKind =
-  | "grant"
-  | "debit"
-  | "hold"
-  | "capture"
-  | "release"
-  | "hold_expiry"
-  | "refund"
-  | "expiry"
-  | "void";
+  "grant" | "debit" | "hold" | "capture" | "release" | "hold_expiry" | "refund" | "expiry" | "void";
 
 /** One leg of a journal transaction. The legs of a transaction sum to zero. */
 export interface Posting {

@@ -1,11 +1,6 @@
 import { checkAmount } from "../domain/amount.ts";
 import { TallyError } from "../domain/errors.ts";
-import {
-  GRANT_KINDS,
-  LIMITS,
-  type Command,
-  type Metadata,
-} from "./types.ts";
+import { GRANT_KINDS, LIMITS, type Command, type Metadata } from "./types.ts";
 
 /** Shape and range checks that need no stored state. Throws a validation error naming the field. */
 export function validateCommand(cmd: Command): void {
@@ -24,9 +19,13 @@ export function validateCommand(cmd: Command): void {
       const i = cmd.input;
       if (i.id !== undefined) checkId(i.id, "id");
       checkId(i.account_id, "account_id");
-      if (!GRANT_KINDS.includes(i.kind)) throw TallyError.validation("kind", `must be one of ${GRANT_KINDS.join(", ")}`);
+      if (!GRANT_KINDS.includes(i.kind))
+        throw TallyError.validation("kind", `must be one of ${GRANT_KINDS.join(", ")}`);
       checkAmount(i.amount, "amount");
-      if (i.priority !== undefined && (!Number.isInteger(i.priority) || i.priority < 0 || i.priority > LIMITS.MAX_PRIORITY))
+      if (
+        i.priority !== undefined &&
+        (!Number.isInteger(i.priority) || i.priority < 0 || i.priority > LIMITS.MAX_PRIORITY)
+      )
         throw TallyError.validation("priority", `must be an integer from 0 to ${LIMITS.MAX_PRIORITY}`);
       if (i.effective_at !== undefined) checkTime(i.effective_at, "effective_at");
       if (i.expires_at !== undefined && i.expires_at !== null) {
@@ -97,20 +96,28 @@ export function validateCommand(cmd: Command): void {
 const ID_CHARS = /^[A-Za-z0-9_\-.:]+$/;
 
 export function checkId(value: unknown, field: string): void {
-  if (typeof value !== "string" || value.length === 0) throw TallyError.validation(field, "must be a non-empty string");
+  if (typeof value !== "string" || value.length === 0)
+    throw TallyError.validation(field, "must be a non-empty string");
   if (value.length > LIMITS.MAX_ID_LENGTH)
     throw TallyError.validation(field, `must be at most ${LIMITS.MAX_ID_LENGTH} characters`);
-  if (!ID_CHARS.test(value)) throw TallyError.validation(field, "may contain only letters, digits and _ - . :");
+  if (!ID_CHARS.test(value))
+    throw TallyError.validation(field, "may contain only letters, digits and _ - . :");
 }
 
 function checkText(value: unknown, field: string, max: number): void {
-  if (typeof value !== "string" || value.length === 0) throw TallyError.validation(field, "must be a non-empty string");
+  if (typeof value !== "string" || value.length === 0)
+    throw TallyError.validation(field, "must be a non-empty string");
   if (value.length > max) throw TallyError.validation(field, `must be at most ${max} characters`);
 }
 
 /** Epoch ms within a sane range (year 2000 to 2200). */
 export function checkTime(value: unknown, field: string): void {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 946_684_800_000 || value > 7_258_118_400_000)
+  if (
+    typeof value !== "number" ||
+    !Number.isInteger(value) ||
+    value < 946_684_800_000 ||
+    value > 7_258_118_400_000
+  )
     throw TallyError.validation(field, "must be a time between 2000 and 2200");
 }
 

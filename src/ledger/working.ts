@@ -30,7 +30,13 @@ export interface LoadKeys {
 }
 
 export function emptyKeys(): LoadKeys {
-  return { accountIds: new Set(), grantIds: new Set(), holdIds: new Set(), usageIds: new Set(), refundIds: new Set() };
+  return {
+    accountIds: new Set(),
+    grantIds: new Set(),
+    holdIds: new Set(),
+    usageIds: new Set(),
+    refundIds: new Set(),
+  };
 }
 
 /** Everything a batch writes, in one durable transaction. */
@@ -115,7 +121,14 @@ export class Working {
   }
 
   /** Appends one balanced journal transaction. */
-  post(txnId: string, accountId: string, kind: TxnKind, ref: string, at: number, legs: [string, bigint][]): void {
+  post(
+    txnId: string,
+    accountId: string,
+    kind: TxnKind,
+    ref: string,
+    at: number,
+    legs: [string, bigint][],
+  ): void {
     let sum = 0n;
     for (const [, amount] of legs) sum += amount;
     invariant(sum === 0n, `transaction ${txnId} does not balance (${sum})`);

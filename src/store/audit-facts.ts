@@ -8,7 +8,8 @@ type Row = Record<string, unknown>;
 export async function collectAuditFacts(query: (sql: string) => Promise<Row[]>): Promise<AuditFacts> {
   const findings: AuditFinding[] = [];
   const add = (check: string, rows: Row[], expected: (r: Row) => string) => {
-    for (const r of rows) findings.push({ check, id: String(r.id), expected: expected(r), actual: String(r.actual) });
+    for (const r of rows)
+      findings.push({ check, id: String(r.id), expected: expected(r), actual: String(r.actual) });
   };
   add("transaction_balances", await query(AUDIT_SQL.unbalancedTxns), () => "0");
   add("grant_remaining_matches_journal", await query(AUDIT_SQL.grantMismatch), (r) => String(r.expected));
@@ -16,7 +17,12 @@ export async function collectAuditFacts(query: (sql: string) => Promise<Row[]>):
   for (const r of await query(AUDIT_SQL.activeHolds)) {
     const held = decodeParts(String(r.parts)).reduce((s, p) => s + p.amount, 0n);
     if (held.toString() !== String(r.actual))
-      findings.push({ check: "hold_parts_match_journal", id: String(r.id), expected: held.toString(), actual: String(r.actual) });
+      findings.push({
+        check: "hold_parts_match_journal",
+        id: String(r.id),
+        expected: held.toString(),
+        actual: String(r.actual),
+      });
   }
   add("ledger_has_owner", await query(AUDIT_SQL.orphanLedgers), () => "a grant or hold");
   add("account_overage_matches_journal", await query(AUDIT_SQL.accountOverage), (r) => String(r.expected));

@@ -20,12 +20,14 @@ export function decodeParts(text: string): Part[] {
 }
 
 export function decodeUsageParts(text: string): UsagePart[] {
-  return (JSON.parse(text) as [string, Part["kind"], string, string][]).map(([grant_id, kind, amount, refunded]) => ({
-    grant_id,
-    kind,
-    amount: BigInt(amount),
-    refunded: BigInt(refunded ?? "0"),
-  }));
+  return (JSON.parse(text) as [string, Part["kind"], string, string][]).map(
+    ([grant_id, kind, amount, refunded]) => ({
+      grant_id,
+      kind,
+      amount: BigInt(amount),
+      refunded: BigInt(refunded ?? "0"),
+    }),
+  );
 }
 
 export function decodeMetadata(value: unknown): Metadata {

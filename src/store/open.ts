@@ -9,7 +9,10 @@ export const DEFAULT_DATABASE_URL = "./data/tally.db";
  * Opens the store named by a database URL: `postgres://…` / `postgresql://…` for PostgreSQL; a file path,
  * `sqlite:path` or `sqlite://path` for SQLite (`:memory:` for a throwaway database).
  */
-export async function openStore(url: string = DEFAULT_DATABASE_URL, opts: { migrate?: boolean } = {}): Promise<Store> {
+export async function openStore(
+  url: string = DEFAULT_DATABASE_URL,
+  opts: { migrate?: boolean } = {},
+): Promise<Store> {
   const store = createStore(url);
   if (opts.migrate !== false) await store.migrate();
   return store;

@@ -60,7 +60,14 @@ export interface AuditFinding {
 }
 
 export interface AuditFacts {
-  counts: { transactions: number; postings: number; grants: number; holds: number; usages: number; accounts: number };
+  counts: {
+    transactions: number;
+    postings: number;
+    grants: number;
+    holds: number;
+    usages: number;
+    accounts: number;
+  };
   totals: Record<string, bigint>;
   findings: AuditFinding[];
 }
@@ -74,7 +81,11 @@ export interface Store {
   readonly dialect: Dialect;
   /** Applies pending migrations; returns how many ran. */
   migrate(): Promise<number>;
-  runBatch<T>(keys: LoadKeys, now: number, apply: (snap: Snapshot) => { changes: ChangeSet; result: T }): Promise<T>;
+  runBatch<T>(
+    keys: LoadKeys,
+    now: number,
+    apply: (snap: Snapshot) => { changes: ChangeSet; result: T },
+  ): Promise<T>;
 
   getAccount(id: string): Promise<AccountRecord | null>;
   listAccounts(cursor: string | undefined, limit: number): Promise<Page<AccountRecord>>;

@@ -10,7 +10,15 @@ import type {
 import type { ChangeSet, LoadKeys, Snapshot } from "../../ledger/working.ts";
 import { collectAuditFacts } from "../audit-facts.ts";
 import { encodeParts } from "../codec.ts";
-import { rowToAccount, rowToEntry, rowToGrant, rowToHold, rowToRefund, rowToUsage, usageSources } from "../rows.ts";
+import {
+  rowToAccount,
+  rowToEntry,
+  rowToGrant,
+  rowToHold,
+  rowToRefund,
+  rowToUsage,
+  usageSources,
+} from "../rows.ts";
 import {
   decodeCursor,
   encodeCursor,
@@ -36,7 +44,10 @@ export class PostgresStore implements Store {
   readonly dialect = "postgres" as const;
   readonly pool: pg.Pool;
 
-  constructor(readonly url: string, poolSize = 10) {
+  constructor(
+    readonly url: string,
+    poolSize = 10,
+  ) {
     this.pool = new pg.Pool({ connectionString: url, max: poolSize });
     // An idle client losing its connection must not crash the process; the pool replaces it.
     this.pool.on("error", () => {});
@@ -50,7 +61,9 @@ export class PostgresStore implements Store {
       await c.query(
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
       );
-      const done = new Set((await c.query("SELECT version FROM schema_migrations")).rows.map((r) => Number(r.version)));
+      const done = new Set(
+        (await c.query("SELECT version FROM schema_migrations")).rows.map((r) => Number(r.version)),
+      );
       let ran = 0;
       for (const m of POSTGRES_MIGRATIONS) {
         if (done.has(m.version)) continue;
@@ -114,9 +127,9 @@ export class PostgresStore implements Store {
     // 2. Lock the accounts in id order: concurrent batches of any process queue here, never deadlock.
     const sortedAccounts = [...accountIds].sort();
     const accounts = sortedAccounts.length
-      ? (await c.query("SELECT * FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE", [sortedAccounts])).rows.map(
-          rowToAccount,
-        )
+      ? (
+          await c.query("SELECT * FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE", [sortedAccounts])
+        ).rows.map(rowToAccount)
       : [];
 
     // 3. Load what the batch reads, now that nothing of these accounts can change under us.
@@ -151,13 +164,27 @@ export class PostgresStore implements Store {
       await c.query(
         `INSERT INTO accounts (id, overage_policy, overage_limit, overage_balance, status, metadata, created_at, request)
          VALUES ($1,$2,$3,$4,$5,$6,$7,$8)`,
-        [a.id, a.overage_policy, str(a.overage_limit), str(a.overage_balance), a.status, JSON.stringify(a.metadata), a.created_at, a.request],
+        [
+          a.id,
+          a.overage_policy,
+          str(a.overage_limit),
+          str(a.overage_balance),
+          a.status,
+          JSON.stringify(a.metadata),
+          a.created_at,
+          a.request,
+        ],
       );
     if (ch.accounts.updated.length)
       await c.query(
         `UPDATE accounts a SET overage_balance = v.overage_balance, status = v.status
          FROM unnest($1::text[], $2::bigint[], $3::text[]) AS v(id, overage_balance, status) WHERE a.id = v.id`,
-        col(ch.accounts.updated, (a) => a.id, (a) => str(a.overage_balance), (a) => a.status),
+        col(
+          ch.accounts.updated,
+          (a) => a.id,
+          (a) => str(a.overage_balance),
+          (a) => a.status,
+        ),
       );
     if (ch.grants.inserted.length)
       await c.query(
@@ -193,7 +220,13 @@ export class PostgresStore implements Store {
         `UPDATE grants g SET remaining = v.remaining, status = v.status, closed_at = v.closed_at
          FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) AS v(id, remaining, status, closed_at)
          WHERE g.id = v.id`,
-        col(ch.grants.updated, (g) => g.id, (g) => str(g.remaining), (g) => g.status, (g) => g.closed_at),
+        col(
+          ch.grants.updated,
+          (g) => g.id,
+          (g) => str(g.remaining),
+          (g) => g.status,
+          (g) => g.closed_at,
+        ),
       );
     if (ch.holds.inserted.length)
       await c.query(
@@ -256,7 +289,13 @@ export class PostgresStore implements Store {
         `UPDATE usages u SET refunded = v.refunded, overage_refunded = v.overage_refunded, parts = v.parts
          FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[]) AS v(id, refunded, overage_refunded, parts)
          WHERE u.id = v.id`,
-        col(ch.usages.updated, (u) => u.id, (u) => str(u.refunded), (u) => str(u.overage_refunded), (u) => encodeParts(u.parts)),
+        col(
+          ch.usages.updated,
+          (u) => u.id,
+          (u) => str(u.refunded),
+          (u) => str(u.overage_refunded),
+          (u) => encodeParts(u.parts),
+        ),
       );
     if (ch.holds.updated.length)
       await c.query(
@@ -321,7 +360,10 @@ export class PostgresStore implements Store {
 
   async listAccounts(cursor: string | undefined, limit: number): Promise<Page<AccountRecord>> {
     const after = decodeCursor(cursor) ?? "";
-    const { rows } = await this.pool.query("SELECT * FROM accounts WHERE id > $1 ORDER BY id LIMIT $2", [after, limit + 1]);
+    const { rows } = await this.pool.query("SELECT * FROM accounts WHERE id > $1 ORDER BY id LIMIT $2", [
+      after,
+      limit + 1,
+    ]);
     const data = rows.slice(0, limit).map(rowToAccount);
     return { data, next_cursor: rows.length > limit ? encodeCursor(data[data.length - 1]!.id) : null };
   }
@@ -331,7 +373,10 @@ export class PostgresStore implements Store {
   }
 
   async listGrants(accountId: string): Promise<GrantRecord[]> {
-    const { rows } = await this.pool.query("SELECT * FROM grants WHERE account_id = $1 ORDER BY created_at, id", [accountId]);
+    const { rows } = await this.pool.query(
+      "SELECT * FROM grants WHERE account_id = $1 ORDER BY created_at, id",
+      [accountId],
+    );
     return rows.map(rowToGrant);
   }
 
@@ -367,9 +412,9 @@ export class PostgresStore implements Store {
     return this.snapshotRead(async (c) => {
       const a = (await c.query("SELECT * FROM accounts WHERE id = $1", [accountId])).rows[0];
       if (!a) return null;
-      const holds = (await c.query("SELECT * FROM holds WHERE account_id = $1 AND status = 'active'", [accountId])).rows.map(
-        rowToHold,
-      );
+      const holds = (
+        await c.query("SELECT * FROM holds WHERE account_id = $1 AND status = 'active'", [accountId])
+      ).rows.map(rowToHold);
       const partGrants = [...new Set(holds.flatMap((h) => h.parts.map((p) => p.grant_id)))];
       const grants = (
         await c.query(
@@ -442,13 +487,15 @@ export class PostgresStore implements Store {
             q.account_id,
             q.limit + 1,
           ])
-        : await this.pool.query("SELECT * FROM postings WHERE account_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3", [
-            q.account_id,
-            before,
-            q.limit + 1,
-          ]);
+        : await this.pool.query(
+            "SELECT * FROM postings WHERE account_id = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+            [q.account_id, before, q.limit + 1],
+          );
     const page = rows.slice(0, q.limit).map(rowToEntry);
-    return { data: page, next_cursor: rows.length > q.limit ? encodeCursor(page[page.length - 1]!.seq) : null };
+    return {
+      data: page,
+      next_cursor: rows.length > q.limit ? encodeCursor(page[page.length - 1]!.seq) : null,
+    };
   }
 
   async findDueAccounts(now: number, limit: number): Promise<string[]> {
@@ -465,7 +512,10 @@ export class PostgresStore implements Store {
   }
 
   async scanUsages(afterSeq: number, limit: number): Promise<{ seq: number; usage: UsageRecord }[]> {
-    const { rows } = await this.pool.query("SELECT * FROM usages WHERE seq > $1 ORDER BY seq LIMIT $2", [afterSeq, limit]);
+    const { rows } = await this.pool.query("SELECT * FROM usages WHERE seq > $1 ORDER BY seq LIMIT $2", [
+      afterSeq,
+      limit,
+    ]);
     return rows.map((r) => ({ seq: Number(r.seq), usage: rowToUsage(r) }));
   }
 

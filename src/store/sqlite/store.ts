@@ -11,7 +11,15 @@ import type {
 } from "../../ledger/types.ts";
 import type { ChangeSet, LoadKeys, Snapshot } from "../../ledger/working.ts";
 import { collectAuditFacts } from "../audit-facts.ts";
-import { rowToAccount, rowToEntry, rowToGrant, rowToHold, rowToRefund, rowToUsage, usageSources } from "../rows.ts";
+import {
+  rowToAccount,
+  rowToEntry,
+  rowToGrant,
+  rowToHold,
+  rowToRefund,
+  rowToUsage,
+  usageSources,
+} from "../rows.ts";
 import { encodeParts } from "../codec.ts";
 import {
   decodeCursor,
@@ -64,7 +72,9 @@ export class SqliteStore implements Store {
     let ran = 0;
     const run = this.db.transaction(() => {
       const done = new Set(
-        (this.db.prepare("SELECT version FROM schema_migrations").all() as Row[]).map((r) => Number(r.version)),
+        (this.db.prepare("SELECT version FROM schema_migrations").all() as Row[]).map((r) =>
+          Number(r.version),
+        ),
       );
       for (const m of SQLITE_MIGRATIONS) {
         if (done.has(m.version)) continue;
@@ -174,7 +184,16 @@ export class SqliteStore implements Store {
       "INSERT INTO accounts (id, overage_policy, overage_limit, overage_balance, status, metadata, created_at, request) VALUES (?,?,?,?,?,?,?,?)",
     );
     for (const a of c.accounts.inserted)
-      insAccount.run(a.id, a.overage_policy, a.overage_limit, a.overage_balance, a.status, JSON.stringify(a.metadata), a.created_at, a.request);
+      insAccount.run(
+        a.id,
+        a.overage_policy,
+        a.overage_limit,
+        a.overage_balance,
+        a.status,
+        JSON.stringify(a.metadata),
+        a.created_at,
+        a.request,
+      );
     const updAccount = this.s("UPDATE accounts SET overage_balance = ?, status = ? WHERE id = ?");
     for (const a of c.accounts.updated) updAccount.run(a.overage_balance, a.status, a.id);
 
@@ -183,8 +202,23 @@ export class SqliteStore implements Store {
         closed_at, source, reference, metadata, request) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
     );
     for (const g of c.grants.inserted)
-      insGrant.run(g.id, g.account_id, g.kind, g.amount, g.remaining, g.priority, g.effective_at, g.expires_at, g.created_at,
-        g.status, g.closed_at, g.source, g.reference, JSON.stringify(g.metadata), g.request);
+      insGrant.run(
+        g.id,
+        g.account_id,
+        g.kind,
+        g.amount,
+        g.remaining,
+        g.priority,
+        g.effective_at,
+        g.expires_at,
+        g.created_at,
+        g.status,
+        g.closed_at,
+        g.source,
+        g.reference,
+        JSON.stringify(g.metadata),
+        g.request,
+      );
     const updGrant = this.s("UPDATE grants SET remaining = ?, status = ?, closed_at = ? WHERE id = ?");
     for (const g of c.grants.updated) updGrant.run(g.remaining, g.status, g.closed_at, g.id);
 
@@ -193,8 +227,20 @@ export class SqliteStore implements Store {
         metadata, request) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
     );
     for (const h of c.holds.inserted)
-      insHold.run(h.id, h.account_id, h.amount, encodeParts(h.parts), h.status, h.expires_at, h.created_at, h.closed_at,
-        h.captured_amount, h.usage_id, JSON.stringify(h.metadata), h.request);
+      insHold.run(
+        h.id,
+        h.account_id,
+        h.amount,
+        encodeParts(h.parts),
+        h.status,
+        h.expires_at,
+        h.created_at,
+        h.closed_at,
+        h.captured_amount,
+        h.usage_id,
+        JSON.stringify(h.metadata),
+        h.request,
+      );
 
     // Usages before hold updates: a captured hold names its usage.
     const insUsage = this.s(
@@ -202,12 +248,31 @@ export class SqliteStore implements Store {
         occurred_at, recorded_at, metadata, txn_id, request) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
     );
     for (const u of c.usages.inserted)
-      insUsage.run(u.id, u.account_id, u.service, u.quantity, u.cost, u.overage, u.overage_refunded, u.refunded,
-        encodeParts(u.parts), usageSources(u), u.hold_id, u.occurred_at, u.recorded_at, JSON.stringify(u.metadata), u.txn_id, u.request);
+      insUsage.run(
+        u.id,
+        u.account_id,
+        u.service,
+        u.quantity,
+        u.cost,
+        u.overage,
+        u.overage_refunded,
+        u.refunded,
+        encodeParts(u.parts),
+        usageSources(u),
+        u.hold_id,
+        u.occurred_at,
+        u.recorded_at,
+        JSON.stringify(u.metadata),
+        u.txn_id,
+        u.request,
+      );
     const updUsage = this.s("UPDATE usages SET refunded = ?, overage_refunded = ?, parts = ? WHERE id = ?");
-    for (const u of c.usages.updated) updUsage.run(u.refunded, u.overage_refunded, encodeParts(u.parts), u.id);
+    for (const u of c.usages.updated)
+      updUsage.run(u.refunded, u.overage_refunded, encodeParts(u.parts), u.id);
 
-    const updHold = this.s("UPDATE holds SET parts = ?, status = ?, closed_at = ?, captured_amount = ?, usage_id = ? WHERE id = ?");
+    const updHold = this.s(
+      "UPDATE holds SET parts = ?, status = ?, closed_at = ?, captured_amount = ?, usage_id = ? WHERE id = ?",
+    );
     for (const h of c.holds.updated)
       updHold.run(encodeParts(h.parts), h.status, h.closed_at, h.captured_amount, h.usage_id, h.id);
 
@@ -217,8 +282,11 @@ export class SqliteStore implements Store {
     for (const r of c.refunds.inserted)
       insRefund.run(r.id, r.usage_id, r.account_id, r.amount, r.reason, r.created_at, r.txn_id, r.request);
 
-    const insPosting = this.s("INSERT INTO postings (txn_id, account_id, ledger, amount, kind, ref, at) VALUES (?,?,?,?,?,?,?)");
-    for (const p of c.postings) insPosting.run(p.txn_id, p.account_id, p.ledger, p.amount, p.kind, p.ref, p.at);
+    const insPosting = this.s(
+      "INSERT INTO postings (txn_id, account_id, ledger, amount, kind, ref, at) VALUES (?,?,?,?,?,?,?)",
+    );
+    for (const p of c.postings)
+      insPosting.run(p.txn_id, p.account_id, p.ledger, p.amount, p.kind, p.ref, p.at);
   }
 
   // ---------- reads ----------
@@ -241,7 +309,9 @@ export class SqliteStore implements Store {
   }
 
   async listGrants(accountId: string): Promise<GrantRecord[]> {
-    return this.s("SELECT * FROM grants WHERE account_id = ? ORDER BY created_at, id").all(accountId).map(rowToGrant);
+    return this.s("SELECT * FROM grants WHERE account_id = ? ORDER BY created_at, id")
+      .all(accountId)
+      .map(rowToGrant);
   }
 
   async getHold(id: string): Promise<HoldRecord | null> {
@@ -264,8 +334,12 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => {
       const a = this.s("SELECT * FROM accounts WHERE id = ?").get(accountId);
       if (!a) return null;
-      const holds = this.s("SELECT * FROM holds WHERE account_id = ? AND status = 'active'").all(accountId).map(rowToHold);
-      const grants = this.s("SELECT * FROM grants WHERE account_id = ? AND status = 'active' AND remaining > 0")
+      const holds = this.s("SELECT * FROM holds WHERE account_id = ? AND status = 'active'")
+        .all(accountId)
+        .map(rowToHold);
+      const grants = this.s(
+        "SELECT * FROM grants WHERE account_id = ? AND status = 'active' AND remaining > 0",
+      )
         .all(accountId)
         .map(rowToGrant);
       const seen = new Set(grants.map((g) => g.id));
@@ -347,15 +421,23 @@ export class SqliteStore implements Store {
 
   async listEntries(q: EntryQuery): Promise<Page<JournalEntry>> {
     const before = decodeCursor(q.cursor);
-    const rows = (before === null
-      ? this.s("SELECT * FROM postings WHERE account_id = ? ORDER BY seq DESC LIMIT ?").all(q.account_id, q.limit + 1)
-      : this.s("SELECT * FROM postings WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?").all(
-          q.account_id,
-          BigInt(before),
-          q.limit + 1,
-        )) as Row[];
+    const rows = (
+      before === null
+        ? this.s("SELECT * FROM postings WHERE account_id = ? ORDER BY seq DESC LIMIT ?").all(
+            q.account_id,
+            q.limit + 1,
+          )
+        : this.s("SELECT * FROM postings WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?").all(
+            q.account_id,
+            BigInt(before),
+            q.limit + 1,
+          )
+    ) as Row[];
     const page = rows.slice(0, q.limit).map(rowToEntry);
-    return { data: page, next_cursor: rows.length > q.limit ? encodeCursor(page[page.length - 1]!.seq) : null };
+    return {
+      data: page,
+      next_cursor: rows.length > q.limit ? encodeCursor(page[page.length - 1]!.seq) : null,
+    };
   }
 
   async findDueAccounts(now: number, limit: number): Promise<string[]> {
