@@ -2,7 +2,7 @@ import { isExpiredAt, planAllocation, sumParts } from "../domain/burndown.ts";
 import { TallyError, invariant } from "../domain/errors.ts";
 import { formatCredits } from "../domain/amount.ts";
 import { newId } from "../domain/ids.ts";
-import { assertSameRequest, requestText } from "./request.ts";
+import { assertSameFields, assertSameRequest, requestText } from "./request.ts";
 import {
   DEFAULT_PRIORITY,
   LIMITS,
@@ -272,11 +272,12 @@ function debit(w: Working, input: DebitInput, now: number): DebitResult {
     service: input.service,
     quantity: input.quantity ?? null,
     metadata: input.metadata ?? {},
-    occurred_at: input.occurred_at ?? null,
+    hold_id: null,
+    ...(input.occurred_at !== undefined ? { occurred_at: input.occurred_at } : {}),
   };
   const existing = w.usages.get(input.id);
   if (existing) {
-    assertSameRequest("usage", input.id, existing.request, fields);
+    assertSameFields("usage", input.id, usageFields(existing, input.occurred_at !== undefined), fields);
     return { usage: copyUsage(existing), replay: true };
   }
   const account = requireAccount(w, input.account_id, "account_id");
@@ -307,10 +308,25 @@ function debit(w: Working, input: DebitInput, now: number): DebitResult {
     recorded_at: now,
     metadata: fields.metadata,
     txn_id: txnId,
-    request: requestText(fields),
   };
   w.usages.insert(usage);
   return { usage: copyUsage(usage), replay: false };
+}
+
+/**
+ * The identifying fields of a usage, read back from the record (usages keep no copy of their request:
+ * they are the hot path). An omitted occurred_at on a retry matches whatever the original recorded.
+ */
+function usageFields(u: UsageRecord, withOccurredAt: boolean): Record<string, unknown> {
+  return {
+    account_id: u.account_id,
+    amount: u.cost,
+    service: u.service,
+    quantity: u.quantity,
+    metadata: u.metadata,
+    hold_id: u.hold_id,
+    ...(withOccurredAt ? { occurred_at: u.occurred_at } : {}),
+  };
 }
 
 // ---------- holds ----------
@@ -409,7 +425,7 @@ function capture(w: Working, input: CaptureInput, now: number): CaptureResult {
   if (state === "captured") {
     const u = h.usage_id ? w.usages.get(h.usage_id) : undefined;
     if (u && u.id === usageId) {
-      assertSameRequest("capture of hold", h.id, u.request, fields);
+      assertSameFields("capture of hold", h.id, usageFields(u, false), fields);
       return { hold: copyHold(h), usage: copyUsage(u), replay: true };
     }
     throw new TallyError("hold_not_active", `hold ${h.id} was already captured`, {
@@ -477,7 +493,6 @@ function capture(w: Working, input: CaptureInput, now: number): CaptureResult {
     recorded_at: now,
     metadata: fields.metadata,
     txn_id: txnId,
-    request: requestText(fields),
   };
   w.usages.insert(usage);
   h.status = "captured";

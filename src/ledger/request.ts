@@ -33,7 +33,17 @@ export function assertSameRequest(
   stored: string,
   fields: Record<string, unknown>,
 ): void {
-  const before = JSON.parse(stored) as Record<string, unknown>;
+  assertSameFields(what, id, JSON.parse(stored) as Record<string, unknown>, fields);
+}
+
+/** Like assertSameRequest, against fields read back from the stored record. */
+export function assertSameFields(
+  what: string,
+  id: string,
+  stored: Record<string, unknown>,
+  fields: Record<string, unknown>,
+): void {
+  const before = JSON.parse(canonical(stored)) as Record<string, unknown>;
   const now = JSON.parse(canonical(fields)) as Record<string, unknown>;
   const keys = [...new Set([...Object.keys(before), ...Object.keys(now)])].sort();
   for (const key of keys) {

@@ -105,8 +105,6 @@ export interface UsageRecord {
   recorded_at: number;
   metadata: Metadata;
   txn_id: string;
-  /** Canonical JSON of the request fields, for replay/conflict detection. */
-  request: string;
 }
 
 export interface RefundRecord {

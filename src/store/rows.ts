@@ -77,7 +77,6 @@ export function rowToUsage(r: Row): UsageRecord {
     recorded_at: num(r.recorded_at),
     metadata: decodeMetadata(r.metadata),
     txn_id: String(r.txn_id),
-    request: String(r.request),
   };
 }
 

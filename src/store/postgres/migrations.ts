@@ -66,8 +66,7 @@ CREATE TABLE usages (
   occurred_at BIGINT NOT NULL,
   recorded_at BIGINT NOT NULL,
   metadata JSONB NOT NULL,
-  txn_id TEXT NOT NULL,
-  request TEXT NOT NULL
+  txn_id TEXT NOT NULL
 );
 CREATE INDEX usages_account ON usages (account_id, seq);
 CREATE TABLE refunds (

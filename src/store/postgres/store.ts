@@ -257,13 +257,13 @@ export class PostgresStore implements Store {
     if (ch.usages.inserted.length)
       await c.query(
         `INSERT INTO usages (id, account_id, service, quantity, cost, overage, overage_refunded, refunded, parts, sources, hold_id,
-           occurred_at, recorded_at, metadata, txn_id, request)
+           occurred_at, recorded_at, metadata, txn_id)
          SELECT id, account_id, service, quantity, cost, overage, overage_refunded, refunded, parts, sources, hold_id,
-           occurred_at, recorded_at, metadata::jsonb, txn_id, request
+           occurred_at, recorded_at, metadata::jsonb, txn_id
          FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[],
-           $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::text[], $15::text[], $16::text[])
+           $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::text[], $15::text[])
            AS v(id, account_id, service, quantity, cost, overage, overage_refunded, refunded, parts, sources, hold_id,
-             occurred_at, recorded_at, metadata, txn_id, request)`,
+             occurred_at, recorded_at, metadata, txn_id)`,
         col(
           ch.usages.inserted,
           (u) => u.id,
@@ -281,7 +281,6 @@ export class PostgresStore implements Store {
           (u) => u.recorded_at,
           (u) => JSON.stringify(u.metadata),
           (u) => u.txn_id,
-          (u) => u.request,
         ),
       );
     if (ch.usages.updated.length)

@@ -66,8 +66,7 @@ CREATE TABLE usages (
   occurred_at INTEGER NOT NULL,
   recorded_at INTEGER NOT NULL,
   metadata TEXT NOT NULL,
-  txn_id TEXT NOT NULL,
-  request TEXT NOT NULL
+  txn_id TEXT NOT NULL
 );
 CREATE INDEX usages_account ON usages (account_id, seq);
 CREATE TABLE refunds (

@@ -35,6 +35,7 @@ import {
 import { SQLITE_MIGRATIONS } from "./migrations.ts";
 
 type Row = Record<string, unknown>;
+const INSERT_CHUNK = 64;
 type Stmt = Database.Statement<unknown[], Row>;
 
 /**
@@ -243,12 +244,11 @@ export class SqliteStore implements Store {
       );
 
     // Usages before hold updates: a captured hold names its usage.
-    const insUsage = this.s(
-      `INSERT INTO usages (id, account_id, service, quantity, cost, overage, overage_refunded, refunded, parts, sources, hold_id,
-        occurred_at, recorded_at, metadata, txn_id, request) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-    );
-    for (const u of c.usages.inserted)
-      insUsage.run(
+    this.insertMany(
+      "usages",
+      "id, account_id, service, quantity, cost, overage, overage_refunded, refunded, parts, sources, hold_id, occurred_at, recorded_at, metadata, txn_id",
+      c.usages.inserted,
+      (u) => [
         u.id,
         u.account_id,
         u.service,
@@ -264,8 +264,8 @@ export class SqliteStore implements Store {
         u.recorded_at,
         JSON.stringify(u.metadata),
         u.txn_id,
-        u.request,
-      );
+      ],
+    );
     const updUsage = this.s("UPDATE usages SET refunded = ?, overage_refunded = ?, parts = ? WHERE id = ?");
     for (const u of c.usages.updated)
       updUsage.run(u.refunded, u.overage_refunded, encodeParts(u.parts), u.id);
@@ -282,11 +282,38 @@ export class SqliteStore implements Store {
     for (const r of c.refunds.inserted)
       insRefund.run(r.id, r.usage_id, r.account_id, r.amount, r.reason, r.created_at, r.txn_id, r.request);
 
-    const insPosting = this.s(
-      "INSERT INTO postings (txn_id, account_id, ledger, amount, kind, ref, at) VALUES (?,?,?,?,?,?,?)",
+    this.insertMany("postings", "txn_id, account_id, ledger, amount, kind, ref, at", c.postings, (p) => [
+      p.txn_id,
+      p.account_id,
+      p.ledger,
+      p.amount,
+      p.kind,
+      p.ref,
+      p.at,
+    ]);
+  }
+
+  /** Multi-row INSERTs in chunks: one statement per 64 rows instead of one per row. */
+  private insertMany<T>(
+    table: string,
+    columns: string,
+    rows: readonly T[],
+    values: (row: T) => unknown[],
+  ): void {
+    if (rows.length === 0) return;
+    const width = columns.split(",").length;
+    const one = `(${new Array(width).fill("?").join(",")})`;
+    const full = this.s(
+      `INSERT INTO ${table} (${columns}) VALUES ${new Array(INSERT_CHUNK).fill(one).join(",")}`,
     );
-    for (const p of c.postings)
-      insPosting.run(p.txn_id, p.account_id, p.ledger, p.amount, p.kind, p.ref, p.at);
+    let i = 0;
+    for (; i + INSERT_CHUNK <= rows.length; i += INSERT_CHUNK) {
+      const args: unknown[] = [];
+      for (let j = i; j < i + INSERT_CHUNK; j++) args.push(...values(rows[j]!));
+      full.run(...args);
+    }
+    const single = this.s(`INSERT INTO ${table} (${columns}) VALUES ${one}`);
+    for (; i < rows.length; i++) single.run(...values(rows[i]!));
   }
 
   // ---------- reads ----------
