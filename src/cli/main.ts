@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { parseCredits } from "../domain/amount.ts";
+import { formatCredits, parseCredits } from "../domain/amount.ts";
 import { isTallyError } from "../domain/errors.ts";
 import { newId } from "../domain/ids.ts";
 import { Engine } from "../ledger/engine.ts";
@@ -135,9 +135,11 @@ async function main(argv: string[]): Promise<number> {
         const report = await engine.audit();
         print(report, json);
         if (!report.ok && !json) {
-          console.error(`audit FAILED: ${report.discrepancies.length} discrepancies`);
+          console.error(`audit FAILED: ${report.discrepancies.length} discrepancy(ies); amounts in credits`);
           for (const d of report.discrepancies.slice(0, 50))
-            console.error(`  ${d.check} ${d.id}: expected ${d.expected}, journal says ${d.actual}`);
+            console.error(
+              `  ${d.check} ${d.id}: expected ${credits(d.expected)}, journal says ${credits(d.actual)}`,
+            );
         }
         return report.ok ? 0 : 1;
       }
@@ -148,6 +150,11 @@ async function main(argv: string[]): Promise<number> {
   } finally {
     await engine.close();
   }
+}
+
+/** Micro-credit strings of the audit report, shown in credits. */
+function credits(text: string): string {
+  return /^-?\d+$/.test(text) ? formatCredits(BigInt(text)) : text;
 }
 
 function usage(text: string): number {
@@ -167,7 +174,11 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (err: unknown) => {
-    if (isTallyError(err)) {
+    const code = (err as { code?: string } | null)?.code;
+    if (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS")) {
+      console.error(`error: ${(err as Error).message}\n\n${HELP}`);
+      process.exitCode = 2;
+    } else if (isTallyError(err)) {
       console.error(`error: ${err.code}: ${err.message}`);
       process.exitCode = 1;
     } else {
