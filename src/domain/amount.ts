@@ -4,6 +4,11 @@ import { TallyError } from "./errors.ts";
 export const MICROS_PER_CREDIT = 1_000_000n;
 /** Upper bound of any single amount: one trillion credits. Sums of many such amounts still fit in int64. */
 export const MAX_AMOUNT = 1_000_000_000_000n * MICROS_PER_CREDIT;
+/**
+ * Most credits one account may be granted over its lifetime (4 × MAX_AMOUNT): keeps every per-account
+ * journal sum (issued, consumed, overage) well inside a signed 64-bit column on both stores.
+ */
+export const MAX_ACCOUNT_GRANTED = 4n * MAX_AMOUNT;
 
 const DECIMAL = /^(\d+)(?:\.(\d{1,6}))?$/;
 
@@ -18,7 +23,7 @@ export function parseCredits(input: unknown, field: string, opts: { allowZero?: 
     if (input < 0) throw TallyError.validation(field, "must not be negative");
     // Numbers beyond 2^53 have lost precision before they reach us.
     if (input > Number.MAX_SAFE_INTEGER) throw TallyError.validation(field, "is too large");
-    text = numberToPlain(input);
+    text = numberToPlain(input, field);
   } else if (typeof input === "string") {
     text = input.trim();
   } else if (typeof input === "bigint") {
@@ -59,9 +64,9 @@ export function formatCredits(micros: bigint): string {
   return `${neg ? "-" : ""}${whole}${frac ? "." + frac : ""}`;
 }
 
-function numberToPlain(n: number): string {
-  // Avoid exponent notation for small fractions (1e-7) so the precision check sees every digit.
+function numberToPlain(n: number, field: string): string {
   const s = String(n);
-  if (!/e/i.test(s)) return s;
-  return n.toFixed(20).replace(/0+$/, "").replace(/\.$/, "");
+  // Below 2^53, only fractions under 1e-6 print with an exponent: they have more than 6 decimals.
+  if (/e/i.test(s)) throw TallyError.validation(field, "has more than 6 decimals");
+  return s;
 }

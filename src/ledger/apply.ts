@@ -1,6 +1,6 @@
-import { isExpiredAt, planAllocation, sumParts } from "../domain/burndown.ts";
+import { compareBurnDown, isExpiredAt, planAllocation, sumParts } from "../domain/burndown.ts";
 import { TallyError, invariant } from "../domain/errors.ts";
-import { formatCredits } from "../domain/amount.ts";
+import { MAX_ACCOUNT_GRANTED, MAX_AMOUNT, formatCredits } from "../domain/amount.ts";
 import { newId } from "../domain/ids.ts";
 import { assertSameFields, assertSameRequest, requestText } from "./request.ts";
 import {
@@ -140,6 +140,7 @@ function createAccount(w: Working, input: CreateAccountInput, now: number): Acco
     overage_policy: fields.overage_policy,
     overage_limit: fields.overage_limit,
     overage_balance: 0n,
+    granted_total: 0n,
     status: "active",
     metadata: fields.metadata,
     created_at: now,
@@ -176,7 +177,14 @@ function grant(w: Working, input: GrantInput, now: number): GrantResult {
       throw TallyError.validation("expires_at", "must be after effective_at");
     if (fields.expires_at <= now) throw TallyError.validation("expires_at", "must be in the future");
   }
+  if (account.granted_total + input.amount > MAX_ACCOUNT_GRANTED)
+    throw TallyError.validation(
+      "amount",
+      `would take the account's lifetime grants past ${formatCredits(MAX_ACCOUNT_GRANTED)} credits`,
+    );
   settle(w, account.id, now);
+  account.granted_total += input.amount;
+  w.accounts.touch(account.id);
   const g: GrantRecord = {
     id: input.id ?? newId("grt", now),
     account_id: account.id,
@@ -236,8 +244,9 @@ function planDraw(w: Working, account: AccountRecord, amount: bigint, now: numbe
   const plan = planAllocation(w.grantsOf(account.id), amount, now);
   if (plan.shortfall === 0n) return { parts: plan.parts, overage: 0n };
   if (account.overage_policy === "allow") {
-    const room = account.overage_limit === null ? null : account.overage_limit - account.overage_balance;
-    if (room === null || plan.shortfall <= room) return { parts: plan.parts, overage: plan.shortfall };
+    // Without a limit, outstanding overage is still bounded by MAX_AMOUNT: it must fit the ledger.
+    const room = (account.overage_limit ?? MAX_AMOUNT) - account.overage_balance;
+    if (plan.shortfall <= room) return { parts: plan.parts, overage: plan.shortfall };
     const missing = plan.shortfall - (room > 0n ? room : 0n);
     throw insufficient(account.id, missing, plan.covered);
   }
@@ -612,8 +621,9 @@ export function settle(w: Working, accountId: string, now: number): SettleResult
   w.settled.add(accountId);
   let expiredHolds = 0;
   let expiredGrants = 0;
-  for (const h of w.holdsOf(accountId)) {
-    if (h.status !== "active" || h.expires_at > now) continue;
+  const dueHolds = w.holdsOf(accountId).filter((h) => h.status === "active" && h.expires_at <= now);
+  dueHolds.sort((a, b) => a.expires_at - b.expires_at || (a.id < b.id ? -1 : 1));
+  for (const h of dueHolds) {
     const held = sumParts(h.parts);
     const legs: [string, bigint][] = [[`hold:${h.id}`, -held], ...returnParts(w, h.parts, h.expires_at)];
     w.post(newId("txn", now), accountId, "hold_expiry", h.id, h.expires_at, legs);
@@ -623,8 +633,11 @@ export function settle(w: Working, accountId: string, now: number): SettleResult
     w.holds.touch(h.id);
     expiredHolds++;
   }
-  for (const g of w.grantsOf(accountId)) {
-    if (g.status !== "active" || !isExpiredAt(g, now)) continue;
+  // In order of expiry, so the journal reads chronologically whatever order the store loaded them in.
+  const dueGrants = w.grantsOf(accountId).filter((g) => g.status === "active" && isExpiredAt(g, now));
+  dueGrants.sort(compareBurnDown);
+  dueGrants.sort((a, b) => a.expires_at! - b.expires_at!);
+  for (const g of dueGrants) {
     const left = g.remaining;
     g.status = "expired";
     g.closed_at = g.expires_at;

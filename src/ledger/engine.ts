@@ -1,6 +1,7 @@
 import { computeBalance } from "../domain/balance.ts";
 import { systemClock, type Clock } from "../domain/clock.ts";
 import { TallyError } from "../domain/errors.ts";
+import { newId } from "../domain/ids.ts";
 import type { EntryQuery, Page, Store, UsageQuery } from "../store/types.ts";
 import { runAudit, type AuditReport } from "./audit.ts";
 import { GroupCommitter, type GroupCommitOptions } from "./group-commit.ts";
@@ -65,7 +66,7 @@ export class Engine {
     } catch (e) {
       return Promise.reject(e);
     }
-    return this.committer.submit(cmd) as Promise<T>;
+    return this.committer.submit(withId(cmd, this.clock.now())) as Promise<T>;
   }
 
   createAccount(input: CreateAccountInput = {}): Promise<AccountResult> {
@@ -187,15 +188,19 @@ export class Engine {
     return computeBalance(accountId, grants, holds, -(js.sums.get("overage") ?? 0n), at);
   }
 
-  listUsages(q: Omit<UsageQuery, "limit"> & { limit?: number }): Promise<Page<UsageRecord>> {
+  async listUsages(q: Omit<UsageQuery, "limit"> & { limit?: number }): Promise<Page<UsageRecord>> {
     return this.store.listUsages({ ...q, limit: pageSize(q.limit) });
   }
 
-  listEntries(q: Omit<EntryQuery, "limit"> & { limit?: number }): Promise<Page<JournalEntry>> {
+  async listEntries(q: Omit<EntryQuery, "limit"> & { limit?: number }): Promise<Page<JournalEntry>> {
     return this.store.listEntries({ ...q, limit: pageSize(q.limit) });
   }
 
-  listGrants(accountId: string): Promise<GrantRecord[]> {
+  async listAccounts(q: { cursor?: string; limit?: number } = {}): Promise<Page<AccountRecord>> {
+    return this.store.listAccounts(q.cursor, pageSize(q.limit));
+  }
+
+  async listGrants(accountId: string): Promise<GrantRecord[]> {
     return this.store.listGrants(accountId);
   }
 
@@ -212,6 +217,25 @@ export class Engine {
   async close(): Promise<void> {
     await this.committer.close();
     await this.store.close();
+  }
+}
+
+/**
+ * Gives every creating command its id before it runs, so that re-running it after an ambiguous store
+ * failure (a batch re-run command by command) is a replay, never a second grant, hold or refund.
+ */
+function withId(cmd: Command, now: number): Command {
+  switch (cmd.type) {
+    case "create_account":
+      return cmd.input.id ? cmd : { ...cmd, input: { ...cmd.input, id: newId("acct", now) } };
+    case "grant":
+      return cmd.input.id ? cmd : { ...cmd, input: { ...cmd.input, id: newId("grt", now) } };
+    case "hold":
+      return cmd.input.id ? cmd : { ...cmd, input: { ...cmd.input, id: newId("hld", now) } };
+    case "refund":
+      return cmd.input.id ? cmd : { ...cmd, input: { ...cmd.input, id: newId("rfd", now) } };
+    default:
+      return cmd;
   }
 }
 

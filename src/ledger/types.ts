@@ -29,6 +29,8 @@ export interface AccountRecord {
   overage_limit: bigint | null;
   /** Outstanding overage: credits consumed beyond the grants, billed on the statement. Derived from the journal. */
   overage_balance: bigint;
+  /** Everything ever granted to the account (bounded by MAX_ACCOUNT_GRANTED). Derived from the journal. */
+  granted_total: bigint;
   status: AccountStatus;
   metadata: Metadata;
   created_at: number;

@@ -30,7 +30,10 @@ export async function collectAuditFacts(query: (sql: string) => Promise<Row[]>):
   add("account_conserves_credits", await query(AUDIT_SQL.accountNonZero), () => "0");
   add("usage_matches_consumed", await query(AUDIT_SQL.usageConsumed), (r) => String(r.expected));
   const totals: Record<string, bigint> = {};
-  for (const r of await query(AUDIT_SQL.totals)) totals[String(r.ledger)] = BigInt(String(r.s));
+  for (const r of await query(AUDIT_SQL.totals)) {
+    const k = String(r.ledger);
+    totals[k] = (totals[k] ?? 0n) + BigInt(String(r.s));
+  }
   const c = (await query(AUDIT_SQL.counts))[0] ?? {};
   const n = (k: string) => Number(c[k] ?? 0);
   return {

@@ -35,12 +35,12 @@ export const AUDIT_SQL = {
       ON p.account_id = a.id
     WHERE a.overage_balance <> COALESCE(-p.s, 0) OR a.overage_balance < 0`,
   accountIssued: `
-    SELECT a.id AS id, COALESCE(g.s, 0) AS expected, COALESCE(-p.s, 0) AS actual
+    SELECT a.id AS id, a.granted_total AS expected, COALESCE(-p.s, 0) AS actual
     FROM accounts a
     LEFT JOIN (SELECT account_id, SUM(amount) AS s FROM grants GROUP BY account_id) g ON g.account_id = a.id
     LEFT JOIN (SELECT account_id, SUM(amount) AS s FROM postings WHERE ledger = 'issued' GROUP BY account_id) p
       ON p.account_id = a.id
-    WHERE COALESCE(g.s, 0) <> COALESCE(-p.s, 0)`,
+    WHERE a.granted_total <> COALESCE(-p.s, 0) OR COALESCE(g.s, 0) <> COALESCE(-p.s, 0)`,
   accountNonZero: `SELECT account_id AS id, SUM(amount) AS actual FROM postings GROUP BY account_id HAVING SUM(amount) <> 0`,
   usageConsumed: `
     SELECT u.id AS id, u.cost - u.refunded AS expected, COALESCE(d.s, 0) + COALESCE(r.s, 0) AS actual
@@ -51,8 +51,9 @@ export const AUDIT_SQL = {
                WHERE p.ledger = 'consumed' AND p.kind = 'refund' GROUP BY f.usage_id) r ON r.usage_id = u.id
     WHERE u.cost - u.refunded <> COALESCE(d.s, 0) + COALESCE(r.s, 0)
        OR u.refunded > u.cost OR u.refunded < 0`,
-  totals: `SELECT CASE WHEN ledger LIKE 'grant:%' THEN 'grants' WHEN ledger LIKE 'hold:%' THEN 'held' ELSE ledger END AS ledger,
-                  SUM(amount) AS s FROM postings GROUP BY 1`,
+  // Per account (each sum fits 64 bits by MAX_ACCOUNT_GRANTED); the grand totals are added up in bigint.
+  totals: `SELECT account_id, CASE WHEN ledger LIKE 'grant:%' THEN 'grants' WHEN ledger LIKE 'hold:%' THEN 'held' ELSE ledger END
+                  AS ledger, SUM(amount) AS s FROM postings GROUP BY account_id, 2`,
   counts: `SELECT
     (SELECT COUNT(DISTINCT txn_id) FROM postings) AS transactions,
     (SELECT COUNT(*) FROM postings) AS postings,

@@ -17,6 +17,7 @@ export function rowToAccount(r: Row): AccountRecord {
     overage_policy: r.overage_policy as AccountRecord["overage_policy"],
     overage_limit: bigOrNull(r.overage_limit),
     overage_balance: big(r.overage_balance),
+    granted_total: big(r.granted_total),
     status: r.status as AccountRecord["status"],
     metadata: decodeMetadata(r.metadata),
     created_at: num(r.created_at),

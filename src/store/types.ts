@@ -1,3 +1,4 @@
+import { TallyError } from "../domain/errors.ts";
 import type {
   AccountRecord,
   GrantKind,
@@ -110,8 +111,20 @@ export function encodeCursor(seq: number | bigint | string): string {
   return Buffer.from(String(seq)).toString("base64url");
 }
 
-export function decodeCursor(cursor: string | undefined): string | null {
-  if (!cursor) return null;
-  const text = Buffer.from(cursor, "base64url").toString();
-  return /^[0-9A-Za-z_]{1,64}$/.test(text) ? text : null;
+/** A position in a list ordered by sequence number; a malformed cursor is a validation error, never page one. */
+export function decodeSeqCursor(cursor: string | undefined): string | null {
+  return decode(cursor, /^[0-9]{1,18}$/);
+}
+
+/** A position in a list ordered by id. */
+export function decodeIdCursor(cursor: string | undefined): string | null {
+  return decode(cursor, /^[0-9A-Za-z_.:-]{1,128}$/);
+}
+
+function decode(cursor: string | undefined, shape: RegExp): string | null {
+  if (cursor === undefined) return null;
+  const text = typeof cursor === "string" ? Buffer.from(cursor, "base64url").toString() : "";
+  if (!shape.test(text) || encodeCursor(text) !== cursor)
+    throw TallyError.validation("cursor", "is not a cursor returned by this list");
+  return text;
 }

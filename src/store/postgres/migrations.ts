@@ -9,6 +9,7 @@ CREATE TABLE accounts (
   overage_policy TEXT NOT NULL CHECK (overage_policy IN ('block', 'allow')),
   overage_limit BIGINT CHECK (overage_limit >= 0),
   overage_balance BIGINT NOT NULL DEFAULT 0 CHECK (overage_balance >= 0),
+  granted_total BIGINT NOT NULL DEFAULT 0 CHECK (granted_total >= 0),
   status TEXT NOT NULL,
   metadata JSONB NOT NULL,
   created_at BIGINT NOT NULL,

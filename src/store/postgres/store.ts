@@ -20,7 +20,8 @@ import {
   usageSources,
 } from "../rows.ts";
 import {
-  decodeCursor,
+  decodeIdCursor,
+  decodeSeqCursor,
   encodeCursor,
   type AccountState,
   type AuditFacts,
@@ -162,13 +163,14 @@ export class PostgresStore implements Store {
   private async write(c: pg.PoolClient, ch: ChangeSet): Promise<void> {
     for (const a of ch.accounts.inserted)
       await c.query(
-        `INSERT INTO accounts (id, overage_policy, overage_limit, overage_balance, status, metadata, created_at, request)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8)`,
+        `INSERT INTO accounts (id, overage_policy, overage_limit, overage_balance, granted_total, status, metadata, created_at,
+           request) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)`,
         [
           a.id,
           a.overage_policy,
           str(a.overage_limit),
           str(a.overage_balance),
+          str(a.granted_total),
           a.status,
           JSON.stringify(a.metadata),
           a.created_at,
@@ -177,12 +179,14 @@ export class PostgresStore implements Store {
       );
     if (ch.accounts.updated.length)
       await c.query(
-        `UPDATE accounts a SET overage_balance = v.overage_balance, status = v.status
-         FROM unnest($1::text[], $2::bigint[], $3::text[]) AS v(id, overage_balance, status) WHERE a.id = v.id`,
+        `UPDATE accounts a SET overage_balance = v.overage_balance, granted_total = v.granted_total, status = v.status
+         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[]) AS v(id, overage_balance, granted_total, status)
+         WHERE a.id = v.id`,
         col(
           ch.accounts.updated,
           (a) => a.id,
           (a) => str(a.overage_balance),
+          (a) => str(a.granted_total),
           (a) => a.status,
         ),
       );
@@ -358,7 +362,7 @@ export class PostgresStore implements Store {
   }
 
   async listAccounts(cursor: string | undefined, limit: number): Promise<Page<AccountRecord>> {
-    const after = decodeCursor(cursor) ?? "";
+    const after = decodeIdCursor(cursor) ?? "";
     const { rows } = await this.pool.query("SELECT * FROM accounts WHERE id > $1 ORDER BY id LIMIT $2", [
       after,
       limit + 1,
@@ -460,7 +464,7 @@ export class PostgresStore implements Store {
       args.push(v);
       where.push(cond.replace("?", `$${args.length}`));
     };
-    const before = decodeCursor(q.cursor);
+    const before = decodeSeqCursor(q.cursor);
     if (before !== null) add("seq < ?", before);
     if (q.service) add("service = ?", q.service);
     if (q.from !== undefined) add("recorded_at >= ?", q.from);
@@ -479,7 +483,7 @@ export class PostgresStore implements Store {
   }
 
   async listEntries(q: EntryQuery): Promise<Page<JournalEntry>> {
-    const before = decodeCursor(q.cursor);
+    const before = decodeSeqCursor(q.cursor);
     const { rows } =
       before === null
         ? await this.pool.query("SELECT * FROM postings WHERE account_id = $1 ORDER BY seq DESC LIMIT $2", [

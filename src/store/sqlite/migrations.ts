@@ -9,6 +9,7 @@ CREATE TABLE accounts (
   overage_policy TEXT NOT NULL CHECK (overage_policy IN ('block', 'allow')),
   overage_limit INTEGER CHECK (overage_limit >= 0),
   overage_balance INTEGER NOT NULL DEFAULT 0 CHECK (overage_balance >= 0),
+  granted_total INTEGER NOT NULL DEFAULT 0 CHECK (granted_total >= 0),
   status TEXT NOT NULL,
   metadata TEXT NOT NULL,
   created_at INTEGER NOT NULL,

@@ -22,7 +22,8 @@ import {
 } from "../rows.ts";
 import { encodeParts } from "../codec.ts";
 import {
-  decodeCursor,
+  decodeIdCursor,
+  decodeSeqCursor,
   encodeCursor,
   type AccountState,
   type AuditFacts,
@@ -182,7 +183,7 @@ export class SqliteStore implements Store {
 
   private write(c: ChangeSet): void {
     const insAccount = this.s(
-      "INSERT INTO accounts (id, overage_policy, overage_limit, overage_balance, status, metadata, created_at, request) VALUES (?,?,?,?,?,?,?,?)",
+      "INSERT INTO accounts (id, overage_policy, overage_limit, overage_balance, granted_total, status, metadata, created_at, request) VALUES (?,?,?,?,?,?,?,?,?)",
     );
     for (const a of c.accounts.inserted)
       insAccount.run(
@@ -190,13 +191,16 @@ export class SqliteStore implements Store {
         a.overage_policy,
         a.overage_limit,
         a.overage_balance,
+        a.granted_total,
         a.status,
         JSON.stringify(a.metadata),
         a.created_at,
         a.request,
       );
-    const updAccount = this.s("UPDATE accounts SET overage_balance = ?, status = ? WHERE id = ?");
-    for (const a of c.accounts.updated) updAccount.run(a.overage_balance, a.status, a.id);
+    const updAccount = this.s(
+      "UPDATE accounts SET overage_balance = ?, granted_total = ?, status = ? WHERE id = ?",
+    );
+    for (const a of c.accounts.updated) updAccount.run(a.overage_balance, a.granted_total, a.status, a.id);
 
     const insGrant = this.s(
       `INSERT INTO grants (id, account_id, kind, amount, remaining, priority, effective_at, expires_at, created_at, status,
@@ -324,7 +328,7 @@ export class SqliteStore implements Store {
   }
 
   async listAccounts(cursor: string | undefined, limit: number): Promise<Page<AccountRecord>> {
-    const after = decodeCursor(cursor) ?? "";
+    const after = decodeIdCursor(cursor) ?? "";
     const rows = this.s("SELECT * FROM accounts WHERE id > ? ORDER BY id LIMIT ?").all(after, limit + 1);
     const data = rows.slice(0, limit).map(rowToAccount);
     return { data, next_cursor: rows.length > limit ? encodeCursor(data[data.length - 1]!.id) : null };
@@ -415,7 +419,7 @@ export class SqliteStore implements Store {
   async listUsages(q: UsageQuery): Promise<Page<UsageRecord>> {
     const where = ["account_id = ?"];
     const args: unknown[] = [q.account_id];
-    const before = decodeCursor(q.cursor);
+    const before = decodeSeqCursor(q.cursor);
     if (before !== null) {
       where.push("seq < ?");
       args.push(BigInt(before));
@@ -447,7 +451,7 @@ export class SqliteStore implements Store {
   }
 
   async listEntries(q: EntryQuery): Promise<Page<JournalEntry>> {
-    const before = decodeCursor(q.cursor);
+    const before = decodeSeqCursor(q.cursor);
     const rows = (
       before === null
         ? this.s("SELECT * FROM postings WHERE account_id = ? ORDER BY seq DESC LIMIT ?").all(
