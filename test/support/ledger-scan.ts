@@ -8,7 +8,11 @@ export async function allUsages(engine: Engine, accountId: string): Promise<Usag
   const out: UsageRecord[] = [];
   let cursor: string | undefined;
   for (let i = 0; i < MAX_PAGES; i++) {
-    const page = await engine.listUsages({ account_id: accountId, limit: 1000, ...(cursor ? { cursor } : {}) });
+    const page = await engine.listUsages({
+      account_id: accountId,
+      limit: 1000,
+      ...(cursor ? { cursor } : {}),
+    });
     out.push(...page.data);
     if (!page.next_cursor) return out;
     cursor = page.next_cursor;
@@ -20,7 +24,11 @@ export async function allEntries(engine: Engine, accountId: string): Promise<Jou
   const out: JournalEntry[] = [];
   let cursor: string | undefined;
   for (let i = 0; i < MAX_PAGES; i++) {
-    const page = await engine.listEntries({ account_id: accountId, limit: 1000, ...(cursor ? { cursor } : {}) });
+    const page = await engine.listEntries({
+      account_id: accountId,
+      limit: 1000,
+      ...(cursor ? { cursor } : {}),
+    });
     out.push(...page.data);
     if (!page.next_cursor) return out;
     cursor = page.next_cursor;
@@ -69,6 +77,7 @@ export function journalProblems(usages: readonly UsageRecord[], entries: readonl
       if (perGrant.get(p.grant_id) !== -p.amount)
         problems.push(`usage ${u.id}: part ${p.grant_id} ${p.amount} vs journal ${perGrant.get(p.grant_id)}`);
   }
-  for (const ref of byRef.keys()) if (!seen.has(ref)) problems.push(`debit transaction for ${ref} without its usage`);
+  for (const ref of byRef.keys())
+    if (!seen.has(ref)) problems.push(`debit transaction for ${ref} without its usage`);
   return problems;
 }

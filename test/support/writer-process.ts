@@ -34,6 +34,8 @@ export class Writer {
   readonly refusals: Refusal[] = [];
   stderr = "";
   done = false;
+  /** `sent` lines seen (interactive mode). */
+  sent = 0;
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private isReady = false;
   private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | null = null;
@@ -55,7 +57,8 @@ export class Writer {
     });
     live.add(this.child);
     this.exited = new Promise((resolve) => {
-      this.child.once("exit", (code, signal) => {
+      // "close", not "exit": stdout is read to its end, so every line printed before a kill is seen.
+      this.child.once("close", (code, signal) => {
         live.delete(this.child);
         this.exitInfo = { code, signal };
         this.wake();
@@ -76,6 +79,7 @@ export class Writer {
     else if (tag === "err") this.refusals.push({ id: id!, code: a!, message: rest.join(" ") });
     else if (tag === "ready") this.isReady = true;
     else if (tag === "done") this.done = true;
+    else if (tag === "sent") this.sent++;
     else this.stderr += `unexpected stdout line: ${line}\n`;
     this.wake();
   }
@@ -108,8 +112,21 @@ export class Writer {
     return this.until("ready", () => this.isReady);
   }
 
-  go(): void {
-    this.child.stdin!.write("go\n");
+  /** Releases a gated writer; it starts writing at `startAt` (epoch ms), or at once. */
+  go(startAt = 0): void {
+    this.child.stdin!.write(`go ${startAt}\n`);
+  }
+
+  /** Interactive mode: sends these debits at once and waits until all are answered. */
+  async send(ids: readonly string[]): Promise<void> {
+    const target = this.sent + 1;
+    this.child.stdin!.write(`send ${ids.join(" ")}\n`);
+    await this.until(`answers to ${ids.join(" ")}`, () => this.sent >= target);
+  }
+
+  /** Interactive mode: lets the writer finish. */
+  end(): void {
+    this.child.stdin!.write("end\n");
   }
 
   /** Waits for `done` and a clean exit. */
@@ -130,7 +147,8 @@ export class Writer {
 /** Starts writers, waits until all are ready, then releases them at once (their specs must set gate). */
 export async function startTogether(writers: Writer[]): Promise<void> {
   await Promise.all(writers.map((w) => w.ready()));
-  for (const w of writers) w.go();
+  const startAt = Date.now() + 100;
+  for (const w of writers) w.go(startAt);
 }
 
 /** Kills every writer still running (for afterEach/afterAll). */
@@ -139,7 +157,7 @@ export async function killAllWriters(): Promise<void> {
     (c) =>
       new Promise<void>((resolve) => {
         if (c.exitCode !== null || c.signalCode !== null) return resolve();
-        c.once("exit", () => resolve());
+        c.once("close", () => resolve());
         c.kill("SIGKILL");
       }),
   );

@@ -3,12 +3,13 @@
  *
  *   DATABASE_URL=… WRITER_SPEC='{"mode":"burst",…}' node --import tsx test/support/writer.ts
  *
- * It opens the store named by DATABASE_URL, prints `ready`, optionally waits for a `go` line on stdin (so
- * several processes start writing at the same instant), sends its debits through one Engine, and prints
+ * It opens the store named by DATABASE_URL, prints `ready`, optionally waits for a `go <epoch ms>` line on
+ * stdin and then for that instant (so several processes start writing together), sends its debits through one Engine, and prints
  * one line per outcome:
  *
  *   ack <id> <replay 0|1> <txn_id>   only after engine.debit() resolved, i.e. after the durable commit
  *   err <id> <code> <message>         a refusal (TallyError code) or `exception` for anything else
+ *   sent                              (interactive mode) every debit of a `send` command answered
  *   done                              everything answered; the engine is closed
  *
  * Pipes are written synchronously on Linux, so a line the parent reads was printed before any kill.
@@ -33,6 +34,8 @@ export interface BurstSpec {
   amount: string;
   service?: string;
   gate?: boolean;
+  /** Spread the sends evenly over this many ms instead of sending all at once (still concurrent). */
+  spreadMs?: number;
 }
 
 /**
@@ -49,7 +52,18 @@ export interface StreamSpec {
   gate?: boolean;
 }
 
-export type WriterSpec = BurstSpec | StreamSpec;
+/**
+ * Waits for commands on stdin: `send <id> <id> …` sends those debits concurrently and prints `sent` once
+ * all are answered; `end` finishes. Lets a test interleave several processes step by step.
+ */
+export interface InteractiveSpec {
+  mode: "interactive";
+  account: string;
+  amount: string;
+  service?: string;
+}
+
+export type WriterSpec = BurstSpec | StreamSpec | InteractiveSpec;
 
 export const STREAM_SERVICE = "stt";
 
@@ -98,10 +112,17 @@ async function main(): Promise<void> {
   limit.unref();
 
   const lines = createInterface({ input: process.stdin });
-  let released: () => void = () => {};
-  const goSignal = new Promise<void>((resolve) => (released = resolve));
+  let released: (startAt: number) => void = () => {};
+  const goSignal = new Promise<number>((resolve) => (released = resolve));
+  const commands: string[][] = [];
+  let wakeCommands: () => void = () => {};
   lines.on("line", (l) => {
-    if (l.trim() === "go") released();
+    const words = l.trim().split(/\s+/);
+    if (words[0] === "go") released(Number(words[1] ?? 0) || 0);
+    else if (words[0] === "send" || words[0] === "end") {
+      commands.push(words);
+      wakeCommands();
+    }
   });
   // The parent is gone: stop writing rather than run on unattended.
   lines.on("close", () => process.exit(2));
@@ -113,7 +134,15 @@ async function main(): Promise<void> {
   const engine = new Engine(store, { groupCommit });
 
   out("ready");
-  if (spec.gate) await goSignal;
+  if (spec.mode !== "interactive" && spec.gate) {
+    // `go <epoch ms>`: every gated writer starts at the same instant, to within a millisecond.
+    const startAt = await goSignal;
+    const wait = startAt - Date.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait - 1));
+    while (Date.now() < startAt) {
+      /* spin the last millisecond */
+    }
+  }
 
   const send = async (input: DebitInput): Promise<void> => {
     try {
@@ -130,11 +159,27 @@ async function main(): Promise<void> {
 
   if (spec.mode === "burst") {
     const amount = BigInt(spec.amount);
+    const events = Array.from({ length: spec.copies }, () => spec.ids).flat();
+    const spread = spec.spreadMs ?? 0;
+    const t0 = Date.now();
     const all: Promise<void>[] = [];
-    for (let c = 0; c < spec.copies; c++)
-      for (const id of spec.ids)
-        all.push(send({ id, account_id: spec.account, amount, service: spec.service ?? "llm" }));
+    for (const [k, id] of events.entries()) {
+      const due = t0 + Math.floor((k * spread) / events.length);
+      if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
+      all.push(send({ id, account_id: spec.account, amount, service: spec.service ?? "llm" }));
+    }
     await Promise.all(all);
+  } else if (spec.mode === "interactive") {
+    const amount = BigInt(spec.amount);
+    for (let step = 0; step < 100_000; step++) {
+      while (commands.length === 0) await new Promise<void>((r) => (wakeCommands = r));
+      const [word, ...ids] = commands.shift()!;
+      if (word === "end") break;
+      await Promise.all(
+        ids.map((id) => send({ id, account_id: spec.account, amount, service: spec.service ?? "llm" })),
+      );
+      out("sent");
+    }
   } else {
     let next = spec.from;
     const worker = async () => {
