@@ -263,6 +263,7 @@ function g(over: Partial<GrantRecord> & { kind?: GrantKind } = {}): GrantRecord 
     effective_at: AT - 1000,
     expires_at: null,
     created_at: AT - 1000 + n,
+    order_key: `k${String(n).padStart(4, "0")}`,
     status: "active",
     closed_at: null,
     source: null,
@@ -305,12 +306,13 @@ describe("burn-down order", () => {
     expect(order([none, late, soon])).toEqual([soon.id, late.id, none.id]);
   });
 
-  it("within a priority and expiry: creation order (time, then id)", () => {
+  it("within a priority and expiry: creation order (time, then order key, whatever the ids)", () => {
     const first = g({ priority: 20, created_at: AT - 500 });
     const second = g({ priority: 20, created_at: AT - 400 });
-    const tieA = g({ priority: 20, created_at: AT - 300, id: "gA" });
-    const tieB = g({ priority: 20, created_at: AT - 300, id: "gB" });
-    expect(order([tieB, second, tieA, first])).toEqual([first.id, second.id, "gA", "gB"]);
+    // Created in one millisecond: tieA first (smaller order key) although its id sorts last.
+    const tieA = g({ priority: 20, created_at: AT - 300, id: "gZ", order_key: "k-1" });
+    const tieB = g({ priority: 20, created_at: AT - 300, id: "gB", order_key: "k-2" });
+    expect(order([tieB, second, tieA, first])).toEqual([first.id, second.id, "gZ", "gB"]);
   });
 
   it("takes from grants in order across several parts, and reports the shortfall", () => {

@@ -83,7 +83,10 @@ async function main(argv: string[]): Promise<number> {
           });
           print(r.account, json);
         } else if (sub === "list") {
-          print(await engine.listAccounts({ cursor: values.cursor, limit: Number(values.limit ?? 100) }), json);
+          print(
+            await engine.listAccounts({ cursor: values.cursor, limit: Number(values.limit ?? 100) }),
+            json,
+          );
         } else if (sub === "show" && rest[0]) {
           print(
             { account: await engine.getAccount(rest[0]), grants: await engine.listGrants(rest[0]) },

@@ -11,7 +11,7 @@ export function isExpiredAt(g: Pick<GrantRecord, "expires_at">, at: number): boo
 
 /**
  * Burn-down order: priority ascending, then expires_at ascending (no expiry last), then creation order
- * (created_at, then id: generated ids are time-sortable and monotonic).
+ * (created_at, then order_key: made at creation, time-sortable and monotonic, whatever id the client chose).
  */
 export function compareBurnDown(a: GrantRecord, b: GrantRecord): number {
   if (a.priority !== b.priority) return a.priority - b.priority;
@@ -19,7 +19,7 @@ export function compareBurnDown(a: GrantRecord, b: GrantRecord): number {
   const be = b.expires_at ?? Number.POSITIVE_INFINITY;
   if (ae !== be) return ae < be ? -1 : 1;
   if (a.created_at !== b.created_at) return a.created_at - b.created_at;
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+  return a.order_key < b.order_key ? -1 : a.order_key > b.order_key ? 1 : 0;
 }
 
 export interface AllocationPlan {

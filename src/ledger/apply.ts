@@ -195,6 +195,7 @@ function grant(w: Working, input: GrantInput, now: number): GrantResult {
     effective_at: effectiveAt,
     expires_at: fields.expires_at,
     created_at: now,
+    order_key: newId("grt", now),
     status: "active",
     closed_at: null,
     source: fields.source,

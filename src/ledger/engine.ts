@@ -1,4 +1,5 @@
 import { computeBalance } from "../domain/balance.ts";
+import { isExpiredAt } from "../domain/burndown.ts";
 import { systemClock, type Clock } from "../domain/clock.ts";
 import { TallyError } from "../domain/errors.ts";
 import { newId } from "../domain/ids.ts";
@@ -146,7 +147,7 @@ export class Engine {
   async getGrant(id: string): Promise<GrantRecord> {
     const g = await this.store.getGrant(id);
     if (!g) throw TallyError.notFound("grant", id, "grant_id");
-    return g;
+    return asOf(g, this.clock.now());
   }
 
   async getHold(id: string): Promise<HoldRecord> {
@@ -174,9 +175,13 @@ export class Engine {
     }
     const js = await this.store.journalState(accountId, at);
     if (!js) throw TallyError.notFound("account", accountId, "account_id");
+    // A grant's status as it was at `at` (expiry is judged by the clock in computeBalance).
     const grants = js.grants.map((g) => ({
       ...g,
-      status: "active" as const,
+      status:
+        g.status === "voided" && g.closed_at !== null && g.closed_at <= at
+          ? ("voided" as const)
+          : ("active" as const),
       remaining: js.sums.get(`grant:${g.id}`) ?? 0n,
     }));
     const holds = js.holds.map((h) => {
@@ -201,7 +206,8 @@ export class Engine {
   }
 
   async listGrants(accountId: string): Promise<GrantRecord[]> {
-    return this.store.listGrants(accountId);
+    const now = this.clock.now();
+    return (await this.store.listGrants(accountId)).map((g) => asOf(g, now));
   }
 
   audit(): Promise<AuditReport> {
@@ -237,6 +243,16 @@ function withId(cmd: Command, now: number): Command {
     default:
       return cmd;
   }
+}
+
+/**
+ * A grant as it stands at `now`: one used up before its expiry has nothing to write off, so no sweep
+ * touches it; past its expiry it is expired all the same.
+ */
+function asOf(g: GrantRecord, now: number): GrantRecord {
+  if (g.status === "active" && isExpiredAt(g, now))
+    return { ...g, status: "expired", closed_at: g.expires_at };
+  return g;
 }
 
 function pageSize(limit: number | undefined): number {

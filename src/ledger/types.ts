@@ -50,6 +50,8 @@ export interface GrantRecord {
   effective_at: number;
   expires_at: number | null;
   created_at: number;
+  /** Creation order, the last burn-down tie-breaker: a time-sortable key made when the grant is created. */
+  order_key: string;
   status: GrantStatus;
   /** When the grant was expired or voided (the write-off time). */
   closed_at: number | null;

@@ -36,6 +36,7 @@ export function rowToGrant(r: Row): GrantRecord {
     effective_at: num(r.effective_at),
     expires_at: numOrNull(r.expires_at),
     created_at: num(r.created_at),
+    order_key: String(r.order_key),
     status: r.status as GrantRecord["status"],
     closed_at: numOrNull(r.closed_at),
     source: (r.source as string | null) ?? null,

@@ -25,6 +25,7 @@ CREATE TABLE grants (
   effective_at BIGINT NOT NULL,
   expires_at BIGINT,
   created_at BIGINT NOT NULL,
+  order_key TEXT NOT NULL,
   status TEXT NOT NULL,
   closed_at BIGINT,
   source TEXT,

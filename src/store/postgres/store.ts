@@ -192,14 +192,14 @@ export class PostgresStore implements Store {
       );
     if (ch.grants.inserted.length)
       await c.query(
-        `INSERT INTO grants (id, account_id, kind, amount, remaining, priority, effective_at, expires_at, created_at, status,
-           closed_at, source, reference, metadata, request)
-         SELECT id, account_id, kind, amount, remaining, priority, effective_at, expires_at, created_at, status, closed_at,
-           source, reference, metadata::jsonb, request
+        `INSERT INTO grants (id, account_id, kind, amount, remaining, priority, effective_at, expires_at, created_at, order_key,
+           status, closed_at, source, reference, metadata, request)
+         SELECT id, account_id, kind, amount, remaining, priority, effective_at, expires_at, created_at, order_key, status,
+           closed_at, source, reference, metadata::jsonb, request
          FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::int[], $7::bigint[], $8::bigint[],
-           $9::bigint[], $10::text[], $11::bigint[], $12::text[], $13::text[], $14::text[], $15::text[])
-           AS v(id, account_id, kind, amount, remaining, priority, effective_at, expires_at, created_at, status, closed_at,
-             source, reference, metadata, request)`,
+           $9::bigint[], $10::text[], $11::text[], $12::bigint[], $13::text[], $14::text[], $15::text[], $16::text[])
+           AS v(id, account_id, kind, amount, remaining, priority, effective_at, expires_at, created_at, order_key, status,
+             closed_at, source, reference, metadata, request)`,
         col(
           ch.grants.inserted,
           (g) => g.id,
@@ -211,6 +211,7 @@ export class PostgresStore implements Store {
           (g) => g.effective_at,
           (g) => g.expires_at,
           (g) => g.created_at,
+          (g) => g.order_key,
           (g) => g.status,
           (g) => g.closed_at,
           (g) => g.source,

@@ -25,6 +25,7 @@ CREATE TABLE grants (
   effective_at INTEGER NOT NULL,
   expires_at INTEGER,
   created_at INTEGER NOT NULL,
+  order_key TEXT NOT NULL,
   status TEXT NOT NULL,
   closed_at INTEGER,
   source TEXT,

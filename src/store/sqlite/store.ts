@@ -203,8 +203,8 @@ export class SqliteStore implements Store {
     for (const a of c.accounts.updated) updAccount.run(a.overage_balance, a.granted_total, a.status, a.id);
 
     const insGrant = this.s(
-      `INSERT INTO grants (id, account_id, kind, amount, remaining, priority, effective_at, expires_at, created_at, status,
-        closed_at, source, reference, metadata, request) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+      `INSERT INTO grants (id, account_id, kind, amount, remaining, priority, effective_at, expires_at, created_at, order_key,
+        status, closed_at, source, reference, metadata, request) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
     );
     for (const g of c.grants.inserted)
       insGrant.run(
@@ -217,6 +217,7 @@ export class SqliteStore implements Store {
         g.effective_at,
         g.expires_at,
         g.created_at,
+        g.order_key,
         g.status,
         g.closed_at,
         g.source,
