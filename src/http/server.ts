@@ -1,6 +1,8 @@
-import Fastify, { type FastifyInstance } from "fastify";
+import type { FastifyInstance } from "fastify";
 import { Engine } from "../ledger/engine.ts";
 import { openStore } from "../store/open.ts";
+import { buildApp } from "./app.ts";
+import { OperatorAuth } from "./auth.ts";
 
 export interface ServeOptions {
   databaseUrl: string;
@@ -10,30 +12,17 @@ export interface ServeOptions {
   sweepIntervalMs?: number;
 }
 
-/** The HTTP app. For now: health and readiness; the operator and customer APIs build on this (issue #3). */
-export function buildApp(engine: Engine): FastifyInstance {
-  const app = Fastify({
-    logger: { level: process.env.LOG_LEVEL ?? "info" },
-    bodyLimit: 1024 * 1024,
-    genReqId: () => `req_${Date.now().toString(36)}${Math.random().toString(36).slice(2, 10)}`,
-  });
-  app.get("/healthz", async () => ({ status: "ok" }));
-  app.get("/readyz", async (_req, reply) => {
-    try {
-      await engine.store.getAccount("acct_readiness_probe");
-      return { status: "ready", store: engine.store.dialect };
-    } catch (err) {
-      reply.code(503);
-      return { status: "unavailable", error: String(err) };
-    }
-  });
-  return app;
-}
-
 export async function serve(opts: ServeOptions): Promise<FastifyInstance> {
   const store = await openStore(opts.databaseUrl);
   const engine = new Engine(store);
-  const app = buildApp(engine);
+  const { auth, printed } = await OperatorAuth.setup(store, process.env.TALLY_ADMIN_KEY);
+  const app = await buildApp({ engine, operator: auth });
+  if (printed) {
+    // Shown once: only its hash is stored.
+    process.stdout.write(
+      `\n  Operator key (shown once, store it now): ${printed}\n  Use it as: Authorization: Bearer <key>\n\n`,
+    );
+  }
   const port = opts.port ?? Number(process.env.PORT ?? 8080);
   const host = opts.host ?? process.env.HOST ?? "0.0.0.0";
 

@@ -102,6 +102,11 @@ export interface Store {
   /** Accounts with a grant or hold past its expiry that is not written off yet. */
   findDueAccounts(now: number, limit: number): Promise<string[]>;
   auditFacts(): Promise<AuditFacts>;
+  /** Server settings (operator key hash, rate card, …): a small key-value table. */
+  getSetting(key: string): Promise<string | null>;
+  putSetting(key: string, value: string): Promise<void>;
+  /** Sets the value unless the key has one; returns the value in force (first writer wins, across processes). */
+  putSettingIfAbsent(key: string, value: string): Promise<string>;
   /** Usages in insertion order, for audits that check each record. */
   scanUsages(afterSeq: number, limit: number): Promise<{ seq: number; usage: UsageRecord }[]>;
   close(): Promise<void>;

@@ -100,4 +100,9 @@ CREATE TRIGGER postings_no_change BEFORE UPDATE OR DELETE ON postings
   FOR EACH ROW EXECUTE FUNCTION postings_immutable();
 `,
   },
+  {
+    version: 2,
+    name: "settings",
+    sql: `CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at BIGINT NOT NULL);`,
+  },
 ];

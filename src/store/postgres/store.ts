@@ -515,6 +515,26 @@ export class PostgresStore implements Store {
     return this.snapshotRead((c) => collectAuditFacts(async (sql) => (await c.query(sql)).rows));
   }
 
+  async getSetting(key: string): Promise<string | null> {
+    return this.one("SELECT value FROM settings WHERE key = $1", [key], (r) => String(r.value));
+  }
+
+  async putSetting(key: string, value: string): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+      [key, value, Date.now()],
+    );
+  }
+
+  async putSettingIfAbsent(key: string, value: string): Promise<string> {
+    await this.pool.query(
+      "INSERT INTO settings (key, value, updated_at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+      [key, value, Date.now()],
+    );
+    return (await this.getSetting(key))!;
+  }
+
   async scanUsages(afterSeq: number, limit: number): Promise<{ seq: number; usage: UsageRecord }[]> {
     const { rows } = await this.pool.query("SELECT * FROM usages WHERE seq > $1 ORDER BY seq LIMIT $2", [
       afterSeq,

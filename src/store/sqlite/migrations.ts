@@ -98,4 +98,9 @@ CREATE TRIGGER postings_no_update BEFORE UPDATE ON postings BEGIN SELECT RAISE(A
 CREATE TRIGGER postings_no_delete BEFORE DELETE ON postings BEGIN SELECT RAISE(ABORT, 'journal rows are immutable'); END;
 `,
   },
+  {
+    version: 2,
+    name: "settings",
+    sql: `CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);`,
+  },
 ];

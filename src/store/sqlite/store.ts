@@ -491,6 +491,26 @@ export class SqliteStore implements Store {
     }
   }
 
+  async getSetting(key: string): Promise<string | null> {
+    const r = this.s("SELECT value FROM settings WHERE key = ?").get(key);
+    return r ? String(r.value) : null;
+  }
+
+  async putSetting(key: string, value: string): Promise<void> {
+    this.s(
+      "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+    ).run(key, value, Date.now());
+  }
+
+  async putSettingIfAbsent(key: string, value: string): Promise<string> {
+    this.s("INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING").run(
+      key,
+      value,
+      Date.now(),
+    );
+    return (await this.getSetting(key))!;
+  }
+
   async scanUsages(afterSeq: number, limit: number): Promise<{ seq: number; usage: UsageRecord }[]> {
     return this.s("SELECT * FROM usages WHERE seq > ? ORDER BY seq LIMIT ?")
       .all(afterSeq, limit)

@@ -1,0 +1,103 @@
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import Fastify, { type FastifyInstance } from "fastify";
+import { randomBytes } from "node:crypto";
+import client from "prom-client";
+import { TallyError } from "../domain/errors.ts";
+import type { Engine } from "../ledger/engine.ts";
+import type { OperatorAuth } from "./auth.ts";
+import { errorHandler } from "./errors.ts";
+import { accountRoutes } from "./routes/accounts.ts";
+import { holdRoutes } from "./routes/holds.ts";
+
+export interface AppOptions {
+  engine: Engine;
+  operator: OperatorAuth;
+  logLevel?: string;
+  /** Largest accepted request body. */
+  bodyLimitBytes?: number;
+}
+
+/** The HTTP app: operator API under /v1, health, metrics, OpenAPI 3.1 at /openapi.json and /docs. */
+export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
+  const { engine, operator } = opts;
+  const app = Fastify({
+    logger: { level: opts.logLevel ?? process.env.LOG_LEVEL ?? "info" },
+    bodyLimit: opts.bodyLimitBytes ?? 1024 * 1024,
+    genReqId: () => `req_${randomBytes(8).toString("hex")}`,
+    ajv: {
+      customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true, allErrors: false },
+    },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.setErrorHandler(errorHandler);
+  app.setNotFoundHandler((req, reply) => {
+    errorHandler(
+      new TallyError("not_found", `no route ${req.method} ${req.url.split("?")[0]}`, {}),
+      req,
+      reply,
+    );
+  });
+  app.addHook("onSend", async (req, reply) => {
+    void reply.header("x-request-id", req.id);
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: { title: "Tally", version: "0.1.0", description: "Credits ledger for AI and voice APIs" },
+      components: {
+        securitySchemes: { operatorKey: { type: "http", scheme: "bearer", description: "the operator key" } },
+      },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs" });
+
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry });
+  const requests = new client.Counter({
+    name: "tally_http_requests_total",
+    help: "HTTP requests by route and status",
+    labelNames: ["route", "status"],
+    registers: [registry],
+  });
+  const batches = new client.Gauge({
+    name: "tally_commit_batches_total",
+    help: "Group-commit transactions since start",
+    registers: [registry],
+    collect() {
+      this.set(engine.committer.stats.batches);
+    },
+  });
+  void batches;
+  app.addHook("onResponse", async (req, reply) => {
+    requests.inc({ route: req.routeOptions.url ?? "unknown", status: String(reply.statusCode) });
+  });
+
+  app.get("/healthz", { schema: { hide: true } }, async () => ({ status: "ok" }));
+  app.get("/readyz", { schema: { hide: true } }, async (_req, reply) => {
+    try {
+      await engine.store.getAccount("acct_readiness_probe");
+      return { status: "ready", store: engine.store.dialect };
+    } catch (err) {
+      reply.code(503);
+      return { status: "unavailable", error: String(err) };
+    }
+  });
+  app.get("/metrics", { schema: { hide: true } }, async (_req, reply) => {
+    reply.header("content-type", registry.contentType);
+    return registry.metrics();
+  });
+  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(
+    async (v1) => {
+      v1.addHook("onRequest", async (req) => operator.check(req));
+      await v1.register(accountRoutes, { engine });
+      await v1.register(holdRoutes, { engine });
+    },
+    { prefix: "/v1" },
+  );
+  return app;
+}
