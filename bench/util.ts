@@ -21,10 +21,6 @@ export function fmtPct(fraction: number, digits = 1): string {
   return `${(fraction * 100).toFixed(digits)}%`;
 }
 
-export function fmtMs(ms: number): string {
-  return ms >= 100 ? `${ms.toFixed(0)} ms` : `${ms.toFixed(2)} ms`;
-}
-
 /** mulberry32: a tiny deterministic PRNG, so every run draws the same account sequence. */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
@@ -38,12 +34,22 @@ export function seededRandom(seed: number): () => number {
 }
 
 /** Prints a progress line about once a second while `fn` runs (when the event loop gets a turn). */
-export async function withProgress<T>(label: string, done: () => number, total: number, fn: () => Promise<T>): Promise<T> {
+export async function withProgress<T>(
+  label: string,
+  done: () => number,
+  total: number,
+  fn: () => Promise<T>,
+): Promise<T> {
   const t0 = performance.now();
+  let last = { t: t0, n: 0 };
   const timer = setInterval(() => {
+    const now = performance.now();
     const n = done();
-    const s = (performance.now() - t0) / 1000;
-    log(`  ${label}: ${fmtInt(n)} / ${fmtInt(total)} (${fmtInt(n / s)}/s)`);
+    const rate = (n - last.n) / ((now - last.t) / 1000);
+    last = { t: now, n };
+    log(
+      `  ${label}: ${fmtInt(n)} / ${fmtInt(total)} (now ${fmtInt(rate)}/s, average ${fmtInt(n / ((now - t0) / 1000))}/s)`,
+    );
   }, 1000);
   try {
     return await fn();
