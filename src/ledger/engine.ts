@@ -51,11 +51,11 @@ export class Engine {
     opts: EngineOptions = {},
   ) {
     this.clock = opts.clock ?? systemClock;
-    const concurrency = store.dialect === "sqlite" ? 1 : 4;
+    const lanes = store.dialect === "sqlite" ? 1 : 4;
     this.committer = new GroupCommitter(store, this.clock, {
       maxBatch: 1000,
       maxWaitMs: 2,
-      concurrency,
+      lanes,
       retries: 3,
       ...opts.groupCommit,
     });
