@@ -10,10 +10,13 @@ import type { OperatorAuth } from "./auth.ts";
 import { errorHandler } from "./errors.ts";
 import { accountRoutes } from "./routes/accounts.ts";
 import { holdRoutes } from "./routes/holds.ts";
+import { usageRoutes } from "./routes/usage.ts";
+import { RateCards } from "../pricing/rate-cards.ts";
 
 export interface AppOptions {
   engine: Engine;
   operator: OperatorAuth;
+  rateCards?: RateCards;
   logLevel?: string;
   /** Largest accepted request body. */
   bodyLimitBytes?: number;
@@ -96,6 +99,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       v1.addHook("onRequest", async (req) => operator.check(req));
       await v1.register(accountRoutes, { engine });
       await v1.register(holdRoutes, { engine });
+      await v1.register(usageRoutes, {
+        engine,
+        rateCards: opts.rateCards ?? new RateCards(engine.store, engine.clock),
+      });
     },
     { prefix: "/v1" },
   );

@@ -48,7 +48,7 @@ export function validateCommand(cmd: Command): void {
       checkId(i.account_id, "account_id");
       checkAmount(i.amount, "amount", { allowZero: true });
       checkText(i.service, "service", LIMITS.MAX_SERVICE_LENGTH);
-      if (i.quantity != null) checkText(i.quantity, "quantity", 64);
+      if (i.quantity != null) checkText(i.quantity, "quantity", 512);
       if (i.occurred_at !== undefined) checkTime(i.occurred_at, "occurred_at");
       checkMetadata(i.metadata, "metadata");
       return;

@@ -107,6 +107,8 @@ export interface Store {
   putSetting(key: string, value: string): Promise<void>;
   /** Sets the value unless the key has one; returns the value in force (first writer wins, across processes). */
   putSettingIfAbsent(key: string, value: string): Promise<string>;
+  /** Settings whose key starts with `prefix`, in key order. */
+  listSettings(prefix: string): Promise<{ key: string; value: string }[]>;
   /** Usages in insertion order, for audits that check each record. */
   scanUsages(afterSeq: number, limit: number): Promise<{ seq: number; usage: UsageRecord }[]>;
   close(): Promise<void>;

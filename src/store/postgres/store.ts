@@ -535,6 +535,14 @@ export class PostgresStore implements Store {
     return (await this.getSetting(key))!;
   }
 
+  async listSettings(prefix: string): Promise<{ key: string; value: string }[]> {
+    const { rows } = await this.pool.query(
+      "SELECT key, value FROM settings WHERE left(key, length($1)) = $1 ORDER BY key",
+      [prefix],
+    );
+    return rows.map((r) => ({ key: String(r.key), value: String(r.value) }));
+  }
+
   async scanUsages(afterSeq: number, limit: number): Promise<{ seq: number; usage: UsageRecord }[]> {
     const { rows } = await this.pool.query("SELECT * FROM usages WHERE seq > $1 ORDER BY seq LIMIT $2", [
       afterSeq,

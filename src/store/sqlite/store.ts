@@ -515,6 +515,12 @@ export class SqliteStore implements Store {
     return (await this.getSetting(key))!;
   }
 
+  async listSettings(prefix: string): Promise<{ key: string; value: string }[]> {
+    return this.s("SELECT key, value FROM settings WHERE substr(key, 1, length(?)) = ? ORDER BY key")
+      .all(prefix, prefix)
+      .map((r) => ({ key: String(r.key), value: String(r.value) }));
+  }
+
   async scanUsages(afterSeq: number, limit: number): Promise<{ seq: number; usage: UsageRecord }[]> {
     return this.s("SELECT * FROM usages WHERE seq > ? ORDER BY seq LIMIT ?")
       .all(afterSeq, limit)

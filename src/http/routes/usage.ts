@@ -1,0 +1,282 @@
+import { Type, type FastifyPluginAsyncTypebox, type Static } from "@fastify/type-provider-typebox";
+import { TallyError, isTallyError } from "../../domain/errors.ts";
+import {
+  UnknownServiceError,
+  priceUsage,
+  pricedToJSON,
+  rateCardToJSON,
+  type RateCard,
+} from "../../domain/pricing.ts";
+import type { Engine } from "../../ledger/engine.ts";
+import { assertSameFields, canonical } from "../../ledger/request.ts";
+import { LIMITS, type DebitInput, type Metadata, type UsageRecord } from "../../ledger/types.ts";
+import type { RateCards } from "../../pricing/rate-cards.ts";
+import { toApi } from "../serialize.ts";
+import { Id, Metadata as MetadataSchema, Time, parseTime } from "../schemas.ts";
+
+export interface UsageDeps {
+  engine: Engine;
+  rateCards: RateCards;
+}
+
+const Quantity = Type.Union([Type.String({ maxLength: 40 }), Type.Number()]);
+const UsageEvent = Type.Object(
+  {
+    id: Id,
+    account_id: Id,
+    service: Type.String({ minLength: 1, maxLength: 64 }),
+    quantity: Type.Optional(Type.Union([Quantity, Type.Null()])),
+    quantities: Type.Optional(
+      Type.Union([Type.Record(Type.String({ maxLength: 64 }), Quantity), Type.Null()]),
+    ),
+    metadata: Type.Optional(MetadataSchema),
+    occurred_at: Type.Optional(Time),
+  },
+  { additionalProperties: false },
+);
+type UsageEvent = Static<typeof UsageEvent>;
+
+/** Unknown services are a fault of the event (400), not a missing resource. */
+function asEventError(err: unknown): unknown {
+  if (err instanceof UnknownServiceError)
+    return new TallyError("validation_error", err.message, { field: "service" });
+  return err;
+}
+
+/** The event's quantity as stored on the usage: the number given, or the canonical JSON of the dimensions. */
+function quantityText(e: UsageEvent): string | null {
+  if (e.quantities != null) return canonical(e.quantities);
+  if (e.quantity != null) return String(e.quantity);
+  return null;
+}
+
+/**
+ * Prices an event by the rate card in force at its occurred_at and turns it into a debit. A retry of an
+ * event already recorded is answered from the record, whatever the rate card says now.
+ */
+async function toDebit(
+  deps: UsageDeps,
+  e: UsageEvent,
+): Promise<{
+  debit: DebitInput;
+  priced: ReturnType<typeof priceUsage> | null;
+  existing: UsageRecord | null;
+}> {
+  const occurredAt = parseTime(e.occurred_at, "occurred_at");
+  const quantity = quantityText(e);
+  const existing = await deps.engine.store.getUsage(e.id);
+  const fields = {
+    account_id: e.account_id,
+    service: e.service,
+    quantity,
+    metadata: e.metadata ?? {},
+    ...(occurredAt !== undefined ? { occurred_at: occurredAt } : {}),
+  };
+  if (existing) {
+    assertSameFields(
+      "usage",
+      e.id,
+      {
+        account_id: existing.account_id,
+        service: existing.service,
+        quantity: existing.quantity,
+        metadata: existing.metadata,
+        ...(occurredAt !== undefined ? { occurred_at: existing.occurred_at } : {}),
+      },
+      fields,
+    );
+    return {
+      debit: { id: e.id, account_id: e.account_id, amount: existing.cost, service: e.service },
+      priced: null,
+      existing,
+    };
+  }
+  let card: RateCard;
+  let priced;
+  try {
+    card = await deps.rateCards.at(occurredAt ?? deps.engine.clock.now());
+    priced = priceUsage(card, {
+      service: e.service,
+      quantity: e.quantity,
+      quantities: e.quantities,
+      metadata: e.metadata,
+    });
+  } catch (err) {
+    throw asEventError(err);
+  }
+  return {
+    debit: {
+      id: e.id,
+      account_id: e.account_id,
+      amount: priced.cost,
+      service: e.service,
+      quantity,
+      metadata: (e.metadata ?? {}) as Metadata,
+      ...(occurredAt !== undefined ? { occurred_at: occurredAt } : {}),
+    },
+    priced,
+    existing: null,
+  };
+}
+
+function usageAnswer(usage: UsageRecord, replay: boolean, priced: ReturnType<typeof priceUsage> | null) {
+  return {
+    ...(toApi(usage) as Record<string, unknown>),
+    replay,
+    ...(priced ? { pricing: pricedToJSON(priced) } : {}),
+  };
+}
+
+/** Operator: usage events priced by the rate card, estimates, and the rate card itself. */
+export const usageRoutes: FastifyPluginAsyncTypebox<UsageDeps> = async (app, deps) => {
+  const { engine, rateCards } = deps;
+
+  app.post(
+    "/usage",
+    {
+      schema: {
+        tags: ["usage"],
+        summary: "Record one usage event (priced, debited, idempotent by id)",
+        body: UsageEvent,
+      },
+    },
+    async (req, reply) => {
+      const { debit, priced, existing } = await toDebit(deps, req.body);
+      if (existing) return usageAnswer(existing, true, null);
+      const r = await engine.debit(debit);
+      reply.code(r.replay ? 200 : 201);
+      return usageAnswer(r.usage, r.replay, r.replay ? null : priced);
+    },
+  );
+
+  app.post(
+    "/usage/batch",
+    {
+      schema: {
+        tags: ["usage"],
+        summary: "Record up to 1,000 usage events; one result per event",
+        body: Type.Object(
+          { events: Type.Array(UsageEvent, { minItems: 1, maxItems: LIMITS.MAX_BATCH_EVENTS }) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req) => {
+      const events = req.body.events;
+      const prepared = await Promise.all(
+        events.map((e) =>
+          toDebit(deps, e).then(
+            (p) => ({ ok: true as const, p }),
+            (err: unknown) => ({ ok: false as const, err: asEventError(err) }),
+          ),
+        ),
+      );
+      const toSend = prepared.flatMap((x) => (x.ok && !x.p.existing ? [x.p.debit] : []));
+      const sent = await engine.debitBatch(toSend);
+      let k = 0;
+      const results = prepared.map((x, i) => {
+        const id = events[i]!.id;
+        if (!x.ok) return failure(id, x.err, req.id);
+        if (x.p.existing) return { id, ok: true, usage: usageAnswer(x.p.existing, true, null) };
+        const r = sent[k++]!;
+        if (!r.ok) return failure(id, r.error, req.id);
+        return {
+          id,
+          ok: true,
+          usage: usageAnswer(r.value.usage, r.value.replay, r.value.replay ? null : x.p.priced),
+        };
+      });
+      return { results };
+    },
+  );
+
+  app.post(
+    "/estimate",
+    {
+      schema: {
+        tags: ["rate card"],
+        summary: "Price a hypothetical usage without recording anything (the credit calculator)",
+        body: Type.Object(
+          {
+            service: Type.String({ minLength: 1, maxLength: 64 }),
+            quantity: Type.Optional(Type.Union([Quantity, Type.Null()])),
+            quantities: Type.Optional(
+              Type.Union([Type.Record(Type.String({ maxLength: 64 }), Quantity), Type.Null()]),
+            ),
+            metadata: Type.Optional(MetadataSchema),
+            at: Type.Optional(Time),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req) => {
+      const b = req.body;
+      try {
+        const card = await rateCards.at(parseTime(b.at, "at") ?? engine.clock.now(), "at");
+        return pricedToJSON(
+          priceUsage(card, {
+            service: b.service,
+            quantity: b.quantity,
+            quantities: b.quantities,
+            metadata: b.metadata,
+          }),
+        );
+      } catch (err) {
+        throw asEventError(err);
+      }
+    },
+  );
+
+  app.get(
+    "/rate-card",
+    { schema: { tags: ["rate card"], summary: "The rate card in force now" } },
+    async () => cardJson(await rateCards.at(engine.clock.now(), "now")),
+  );
+
+  app.get(
+    "/rate-card/versions",
+    { schema: { tags: ["rate card"], summary: "Every version of the rate card" } },
+    async () => ({
+      data: (await rateCards.versions()).map(cardJson),
+    }),
+  );
+
+  app.put(
+    "/rate-card",
+    {
+      schema: {
+        tags: ["rate card"],
+        summary: "Publish a new version of the rate card (effective now, or at effective_at)",
+        body: Type.Object(
+          {
+            version: Type.Optional(Type.Integer({ minimum: 1 })),
+            effective_at: Type.Optional(Time),
+            services: Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), { maxProperties: 1000 }),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      const card = await rateCards.publish({
+        ...(b.version !== undefined ? { version: b.version } : {}),
+        ...(b.effective_at !== undefined ? { effective_at: parseTime(b.effective_at, "effective_at")! } : {}),
+        services: b.services as never,
+      });
+      reply.code(201);
+      return cardJson(card);
+    },
+  );
+};
+
+function cardJson(card: RateCard) {
+  const json = rateCardToJSON(card);
+  return { ...json, effective_at: new Date(json.effective_at).toISOString() };
+}
+
+function failure(id: string, err: unknown, requestId: string) {
+  if (!isTallyError(err)) throw err;
+  return { id, ok: false, error: { ...(err.toJSON() as Record<string, unknown>), request_id: requestId } };
+}
