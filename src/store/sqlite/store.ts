@@ -57,7 +57,7 @@ export class SqliteStore implements Store {
     // Measured (docs/performance.md): checkpointing every 1,000 pages ran inside nearly every group
     // commit; a bigger WAL and page cache keep commits to the WAL append they must be.
     this.db.pragma("wal_autocheckpoint = 10000");
-    this.db.pragma("cache_size = -65536");
+    this.db.pragma("cache_size = -262144");
     this.db.pragma("foreign_keys = ON");
     this.db.defaultSafeIntegers(true);
   }
