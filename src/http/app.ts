@@ -11,6 +11,7 @@ import { errorHandler } from "./errors.ts";
 import { accountRoutes } from "./routes/accounts.ts";
 import { holdRoutes } from "./routes/holds.ts";
 import { usageRoutes } from "./routes/usage.ts";
+import { paygRoutes } from "./routes/payg.ts";
 import { RateCards } from "../pricing/rate-cards.ts";
 
 export interface AppOptions {
@@ -29,6 +30,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     logger: { level: opts.logLevel ?? process.env.LOG_LEVEL ?? "info" },
     bodyLimit: opts.bodyLimitBytes ?? 1024 * 1024,
     genReqId: () => `req_${randomBytes(8).toString("hex")}`,
+    // Long path parameters reach the schemas, which say which field is too long.
+    routerOptions: { maxParamLength: 2048 },
+    // Errors the framework raises before routing (bad URL encoding) get the same error shape.
+    frameworkErrors: (err, req, reply) => errorHandler(err, req, reply),
     ajv: {
       customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true, allErrors: false },
     },
@@ -99,6 +104,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       v1.addHook("onRequest", async (req) => operator.check(req));
       await v1.register(accountRoutes, { engine });
       await v1.register(holdRoutes, { engine });
+      await v1.register(paygRoutes, { engine });
       await v1.register(usageRoutes, {
         engine,
         rateCards: opts.rateCards ?? new RateCards(engine.store, engine.clock),

@@ -6,6 +6,7 @@ import type {
   RefundRecord,
   UsageRecord,
 } from "../ledger/types.ts";
+import type { CheckoutSession } from "./types.ts";
 import { big, bigOrNull, decodeMetadata, decodeParts, decodeUsageParts, num, numOrNull } from "./codec.ts";
 
 /** Row mappers shared by both stores: SQLite gives bigint, PostgreSQL gives strings for 64-bit columns. */
@@ -113,4 +114,18 @@ export function usageSources(u: UsageRecord): string {
   const kinds = new Set<string>(u.parts.map((p) => p.kind));
   if (u.overage > 0n) kinds.add("overage");
   return ` ${[...kinds].join(" ")} `;
+}
+
+export function rowToCheckout(r: Row): CheckoutSession {
+  return {
+    id: String(r.id),
+    account_id: String(r.account_id),
+    amount_cents: big(r.amount_cents),
+    currency: String(r.currency),
+    credits: big(r.credits),
+    status: r.status as CheckoutSession["status"],
+    provider: String(r.provider),
+    created_at: num(r.created_at),
+    expires_at: num(r.expires_at),
+  };
 }

@@ -12,6 +12,20 @@ import type { ChangeSet, LoadKeys, Snapshot } from "../ledger/working.ts";
 
 export type Dialect = "sqlite" | "postgres";
 
+/** A pay-as-you-go checkout: what the customer pays and the credits it will receive once paid. */
+export interface CheckoutSession {
+  id: string;
+  account_id: string;
+  amount_cents: bigint;
+  currency: string;
+  /** Micro-credits to grant on payment. */
+  credits: bigint;
+  status: "open" | "paid" | "canceled" | "expired";
+  provider: string;
+  created_at: number;
+  expires_at: number;
+}
+
 export interface Page<T> {
   data: T[];
   /** Opaque cursor for the next page; null when this is the last page. */
@@ -102,6 +116,10 @@ export interface Store {
   /** Accounts with a grant or hold past its expiry that is not written off yet. */
   findDueAccounts(now: number, limit: number): Promise<string[]>;
   auditFacts(): Promise<AuditFacts>;
+  /** Lifetime figures of an account: credits consumed (net of refunds) and granted, by grant kind. */
+  accountTotals(accountId: string): Promise<{ consumed: bigint; granted: Record<string, bigint> }>;
+  insertCheckoutSession(s: CheckoutSession): Promise<void>;
+  getCheckoutSession(id: string): Promise<CheckoutSession | null>;
   /** Server settings (operator key hash, rate card, …): a small key-value table. */
   getSetting(key: string): Promise<string | null>;
   putSetting(key: string, value: string): Promise<void>;

@@ -12,6 +12,7 @@ import { collectAuditFacts } from "../audit-facts.ts";
 import { encodeParts } from "../codec.ts";
 import {
   rowToAccount,
+  rowToCheckout,
   rowToEntry,
   rowToGrant,
   rowToHold,
@@ -25,6 +26,7 @@ import {
   encodeCursor,
   type AccountState,
   type AuditFacts,
+  type CheckoutSession,
   type EntryQuery,
   type JournalState,
   type Page,
@@ -513,6 +515,42 @@ export class PostgresStore implements Store {
 
   auditFacts(): Promise<AuditFacts> {
     return this.snapshotRead((c) => collectAuditFacts(async (sql) => (await c.query(sql)).rows));
+  }
+
+  async accountTotals(accountId: string): Promise<{ consumed: bigint; granted: Record<string, bigint> }> {
+    const c = await this.pool.query(
+      "SELECT COALESCE(SUM(amount), 0) AS s FROM postings WHERE account_id = $1 AND ledger = 'consumed'",
+      [accountId],
+    );
+    const granted: Record<string, bigint> = {};
+    const { rows } = await this.pool.query(
+      "SELECT kind, SUM(amount) AS s FROM grants WHERE account_id = $1 GROUP BY kind",
+      [accountId],
+    );
+    for (const r of rows) granted[String(r.kind)] = BigInt(String(r.s));
+    return { consumed: BigInt(String(c.rows[0]?.s ?? "0")), granted };
+  }
+
+  async insertCheckoutSession(s: CheckoutSession): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO checkout_sessions (id, account_id, amount_cents, currency, credits, status, provider, created_at, expires_at)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)`,
+      [
+        s.id,
+        s.account_id,
+        String(s.amount_cents),
+        s.currency,
+        String(s.credits),
+        s.status,
+        s.provider,
+        s.created_at,
+        s.expires_at,
+      ],
+    );
+  }
+
+  getCheckoutSession(id: string): Promise<CheckoutSession | null> {
+    return this.one("SELECT * FROM checkout_sessions WHERE id = $1", [id], rowToCheckout);
   }
 
   async getSetting(key: string): Promise<string | null> {

@@ -13,6 +13,7 @@ import type { ChangeSet, LoadKeys, Snapshot } from "../../ledger/working.ts";
 import { collectAuditFacts } from "../audit-facts.ts";
 import {
   rowToAccount,
+  rowToCheckout,
   rowToEntry,
   rowToGrant,
   rowToHold,
@@ -27,6 +28,7 @@ import {
   encodeCursor,
   type AccountState,
   type AuditFacts,
+  type CheckoutSession,
   type EntryQuery,
   type JournalState,
   type Page,
@@ -493,6 +495,40 @@ export class SqliteStore implements Store {
     } finally {
       this.db.exec("COMMIT");
     }
+  }
+
+  async accountTotals(accountId: string): Promise<{ consumed: bigint; granted: Record<string, bigint> }> {
+    const c = this.s(
+      "SELECT COALESCE(SUM(amount), 0) AS s FROM postings WHERE account_id = ? AND ledger = 'consumed'",
+    ).get(accountId);
+    const granted: Record<string, bigint> = {};
+    for (const r of this.s(
+      "SELECT kind, SUM(amount) AS s FROM grants WHERE account_id = ? GROUP BY kind",
+    ).all(accountId))
+      granted[String(r.kind)] = BigInt(r.s as bigint);
+    return { consumed: BigInt((c?.s as bigint) ?? 0n), granted };
+  }
+
+  async insertCheckoutSession(s: CheckoutSession): Promise<void> {
+    this.s(
+      `INSERT INTO checkout_sessions (id, account_id, amount_cents, currency, credits, status, provider, created_at, expires_at)
+       VALUES (?,?,?,?,?,?,?,?,?)`,
+    ).run(
+      s.id,
+      s.account_id,
+      s.amount_cents,
+      s.currency,
+      s.credits,
+      s.status,
+      s.provider,
+      s.created_at,
+      s.expires_at,
+    );
+  }
+
+  async getCheckoutSession(id: string): Promise<CheckoutSession | null> {
+    const r = this.s("SELECT * FROM checkout_sessions WHERE id = ?").get(id);
+    return r ? rowToCheckout(r) : null;
   }
 
   async getSetting(key: string): Promise<string | null> {

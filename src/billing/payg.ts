@@ -1,0 +1,97 @@
+import { MICROS_PER_CREDIT, formatCredits, parseCredits } from "../domain/amount.ts";
+import { TallyError } from "../domain/errors.ts";
+import type { Store } from "../store/types.ts";
+
+/** Pay-as-you-go settings, as the seed's `GET /credits/payg/info` shows them. */
+export interface PaygSettings {
+  /** Micro-credits per whole unit of currency. */
+  credits_per_dollar: bigint;
+  min_amount_cents: bigint;
+  max_amount_cents: bigint;
+  currency: string;
+}
+
+/** The seed's figures: 7,500 credits per dollar, $1 to $1,000, USD. */
+export const DEFAULT_PAYG: PaygSettings = {
+  credits_per_dollar: 7500n * MICROS_PER_CREDIT,
+  min_amount_cents: 100n,
+  max_amount_cents: 100_000n,
+  currency: "USD",
+};
+
+const KEY = "payg";
+
+export async function loadPayg(store: Store): Promise<PaygSettings> {
+  const text = await store.getSetting(KEY);
+  if (!text) return DEFAULT_PAYG;
+  const j = JSON.parse(text) as Record<string, string>;
+  return {
+    credits_per_dollar: BigInt(j.credits_per_dollar!),
+    min_amount_cents: BigInt(j.min_amount_cents!),
+    max_amount_cents: BigInt(j.max_amount_cents!),
+    currency: j.currency!,
+  };
+}
+
+export async function savePayg(store: Store, s: PaygSettings): Promise<void> {
+  if (s.min_amount_cents <= 0n || s.max_amount_cents < s.min_amount_cents)
+    throw TallyError.validation("max_amount_usd", "must be at least min_amount_usd, which must be positive");
+  if (!/^[A-Z]{3}$/.test(s.currency)) throw TallyError.validation("currency", "must be a 3-letter ISO 4217 code");
+  await store.putSetting(
+    KEY,
+    JSON.stringify({
+      credits_per_dollar: s.credits_per_dollar.toString(),
+      min_amount_cents: s.min_amount_cents.toString(),
+      max_amount_cents: s.max_amount_cents.toString(),
+      currency: s.currency,
+    }),
+  );
+}
+
+/** Money in cents from a user's amount (number or string, at most 2 decimals); never floating point. */
+export function parseMoneyCents(input: unknown, field: string): bigint {
+  if (typeof input === "number" && (!Number.isFinite(input) || input > 1e12))
+    throw TallyError.validation(field, "must be a finite amount");
+  const text = typeof input === "number" ? String(input) : typeof input === "string" ? input.trim() : "";
+  const m = /^(\d{1,12})(?:\.(\d{1,2}))?$/.exec(text);
+  if (!m) {
+    if (/^-/.test(text)) throw TallyError.validation(field, "must not be negative");
+    throw TallyError.validation(field, "must be an amount of money with at most 2 decimals");
+  }
+  return BigInt(m[1]!) * 100n + BigInt((m[2] ?? "").padEnd(2, "0"));
+}
+
+export function formatMoney(cents: bigint): number {
+  return Number(cents) / 100;
+}
+
+/** Credits a payment buys: amount × credits per dollar, rounded down to the micro-credit. */
+export function creditsFor(amountCents: bigint, s: PaygSettings): bigint {
+  return (amountCents * s.credits_per_dollar) / 100n;
+}
+
+/** Checks an amount against the minimum and maximum; returns the credits it buys. */
+export function quote(amountCents: bigint, s: PaygSettings, field = "amount_usd"): bigint {
+  if (amountCents < s.min_amount_cents || amountCents > s.max_amount_cents)
+    throw new TallyError(
+      "validation_error",
+      `${field} must be between ${formatMoney(s.min_amount_cents)} and ${formatMoney(s.max_amount_cents)} ${s.currency}`,
+      { field, min: formatMoney(s.min_amount_cents), max: formatMoney(s.max_amount_cents) },
+    );
+  const credits = creditsFor(amountCents, s);
+  if (credits <= 0n) throw TallyError.validation(field, "buys no credits");
+  return credits;
+}
+
+export function paygInfo(s: PaygSettings) {
+  return {
+    credits_per_dollar: Number(formatCredits(s.credits_per_dollar)),
+    min_amount_usd: formatMoney(s.min_amount_cents),
+    max_amount_usd: formatMoney(s.max_amount_cents),
+    currency: s.currency,
+  };
+}
+
+export function parseCreditsPerDollar(input: unknown): bigint {
+  return parseCredits(input, "credits_per_dollar");
+}

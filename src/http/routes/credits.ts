@@ -1,0 +1,191 @@
+import { Type, type FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { FastifyRequest } from "fastify";
+import { randomBytes } from "node:crypto";
+import { formatCredits } from "../../domain/amount.ts";
+import { TallyError } from "../../domain/errors.ts";
+import { seedMultipliers, SINGLE_DIMENSION, type RateCard } from "../../domain/pricing.ts";
+import type { Engine } from "../../ledger/engine.ts";
+import type { UsageRecord } from "../../ledger/types.ts";
+import type { RateCards } from "../../pricing/rate-cards.ts";
+import { formatMoney, loadPayg, parseMoneyCents, paygInfo, quote } from "../../billing/payg.ts";
+import { Cursor } from "../schemas.ts";
+
+/** Who is calling the customer API: resolved from `Authorization: Bearer <api key or JWT>`. */
+export interface CustomerPrincipal {
+  account_id: string;
+  scopes: ReadonlySet<string>;
+}
+
+export interface CreditsDeps {
+  engine: Engine;
+  rateCards: RateCards;
+  authenticate: (req: FastifyRequest) => Promise<CustomerPrincipal>;
+}
+
+declare module "fastify" {
+  interface FastifyRequest {
+    principal?: CustomerPrincipal;
+  }
+}
+
+const CHECKOUT_TTL_MS = 24 * 3600_000;
+
+/** Credits as a JSON number, as the seed documents them (exact up to 2^53 micro-credits). */
+function n(micros: bigint): number {
+  return Number(formatCredits(micros));
+}
+
+function need(req: FastifyRequest, scope: string): CustomerPrincipal {
+  const p = req.principal!;
+  if (!p.scopes.has(scope))
+    throw new TallyError("forbidden", `this credential lacks the ${scope} scope`, {
+      field: "authorization",
+      scope,
+    });
+  return p;
+}
+
+/** The seed's credit_source: "payg" for purchased credits, the grant kind otherwise, "overage" when uncovered. */
+export function creditSource(u: UsageRecord): string {
+  let best: { kind: string; amount: bigint } | null = null;
+  for (const p of u.parts) if (!best || p.amount > best.amount) best = { kind: p.kind, amount: p.amount };
+  if (!best || u.overage > best.amount)
+    return u.parts.length === 0 && u.overage === 0n ? "subscription" : "overage";
+  return best.kind === "purchase" ? "payg" : best.kind;
+}
+
+/** Seconds of audio for services priced by time (0 for others), as the seed's `audio_duration`. */
+export function audioDuration(u: UsageRecord, card: RateCard): number {
+  const rate = card.services[u.service];
+  if (!rate || u.quantity === null) return 0;
+  const dim = rate.dimensions.find((d) => d.name === SINGLE_DIMENSION);
+  if (!dim) return 0;
+  const q = Number(u.quantity);
+  if (!Number.isFinite(q)) return 0;
+  const unit = dim.unit.toLowerCase();
+  if (unit === "second" || unit === "seconds" || unit === "s") return q;
+  if (unit === "minute" || unit === "minutes" || unit === "min") return q * 60;
+  return 0;
+}
+
+/**
+ * The customer's Credits API, exactly as the seed documents it: /api/v1/credits, /credits/usage,
+ * /credits/multipliers, /credits/payg/info, /credits/payg/create-checkout-session.
+ */
+export const creditsRoutes: FastifyPluginAsyncTypebox<CreditsDeps> = async (
+  app,
+  { engine, rateCards, authenticate },
+) => {
+  app.addHook("onRequest", async (req) => {
+    req.principal = await authenticate(req);
+  });
+
+  app.get(
+    "/credits",
+    { schema: { tags: ["credits"], summary: "Current credit balance and account information" } },
+    async (req) => {
+      const { account_id } = need(req, "read");
+      const [balance, totals] = await Promise.all([
+        engine.balance(account_id),
+        engine.store.accountTotals(account_id),
+      ]);
+      const payg = balance.by_kind.purchase;
+      return {
+        credits_balance: n(balance.available - payg),
+        payg_balance: n(payg),
+        total_available_credits: n(balance.available),
+        // Plans and cycles (issue #4) fill these; until then there is no monthly reset.
+        last_reset_at: null,
+        total_credits_used: n(totals.consumed),
+        total_payg_credits_purchased: n(totals.granted.purchase ?? 0n),
+        next_reset_date: null,
+        credits_per_month: 0,
+      };
+    },
+  );
+
+  app.get(
+    "/credits/usage",
+    {
+      schema: {
+        tags: ["credits"],
+        summary: "Usage history across services, newest first (a JSON array, as documented)",
+        querystring: Type.Object({
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+          cursor: Type.Optional(Cursor),
+        }),
+      },
+    },
+    async (req, reply) => {
+      const { account_id } = need(req, "read");
+      const page = await engine.listUsages({ account_id, limit: req.query.limit, cursor: req.query.cursor });
+      // The documented body is a bare array; the next page is offered in a header.
+      if (page.next_cursor) void reply.header("x-next-cursor", page.next_cursor);
+      // The service's unit comes from the card in force now (units do not change between versions in practice).
+      const card = await rateCards.at(engine.clock.now(), "now");
+      return page.data.map((u) => ({
+        id: u.id,
+        user_credits_id: u.account_id,
+        credits_used: n(u.cost - u.refunded),
+        service_type: u.service,
+        audio_duration: audioDuration(u, card),
+        credit_source: creditSource(u),
+        created_at: new Date(u.recorded_at).toISOString(),
+        usage_metadata: u.metadata,
+      }));
+    },
+  );
+
+  app.get(
+    "/credits/multipliers",
+    { schema: { tags: ["credits"], summary: "Credit costs per service" } },
+    async (req) => {
+      need(req, "read");
+      return seedMultipliers(await rateCards.at(engine.clock.now(), "now"));
+    },
+  );
+
+  app.get(
+    "/credits/payg/info",
+    { schema: { tags: ["credits"], summary: "Pay-as-you-go purchasing options" } },
+    async (req) => {
+      need(req, "read");
+      return paygInfo(await loadPayg(engine.store));
+    },
+  );
+
+  app.post(
+    "/credits/payg/create-checkout-session",
+    {
+      schema: {
+        tags: ["credits"],
+        summary: "Create a checkout session to buy pay-as-you-go credits",
+        body: Type.Object(
+          { amount_usd: Type.Union([Type.Number(), Type.String({ maxLength: 20 })]) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    async (req) => {
+      const { account_id } = need(req, "manage");
+      const settings = await loadPayg(engine.store);
+      const cents = parseMoneyCents(req.body.amount_usd, "amount_usd");
+      const credits = quote(cents, settings);
+      await engine.getAccount(account_id);
+      const now = engine.clock.now();
+      const session = {
+        id: `cs_${randomBytes(12).toString("hex")}`,
+        account_id,
+        amount_cents: cents,
+        currency: settings.currency,
+        credits,
+        status: "open" as const,
+        provider: "local",
+        created_at: now,
+        expires_at: now + CHECKOUT_TTL_MS,
+      };
+      await engine.store.insertCheckoutSession(session);
+      return { session_id: session.id, credits_to_receive: n(credits), amount_usd: formatMoney(cents) };
+    },
+  );
+};
