@@ -36,7 +36,8 @@ export async function loadPayg(store: Store): Promise<PaygSettings> {
 export async function savePayg(store: Store, s: PaygSettings): Promise<void> {
   if (s.min_amount_cents <= 0n || s.max_amount_cents < s.min_amount_cents)
     throw TallyError.validation("max_amount_usd", "must be at least min_amount_usd, which must be positive");
-  if (!/^[A-Z]{3}$/.test(s.currency)) throw TallyError.validation("currency", "must be a 3-letter ISO 4217 code");
+  if (!/^[A-Z]{3}$/.test(s.currency))
+    throw TallyError.validation("currency", "must be a 3-letter ISO 4217 code");
   await store.putSetting(
     KEY,
     JSON.stringify({

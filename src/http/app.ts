@@ -12,11 +12,17 @@ import { accountRoutes } from "./routes/accounts.ts";
 import { holdRoutes } from "./routes/holds.ts";
 import { usageRoutes } from "./routes/usage.ts";
 import { paygRoutes } from "./routes/payg.ts";
+import { creditsRoutes } from "./routes/credits.ts";
+import { operatorKeyRoutes } from "./routes/keys.ts";
+import { customerKeyRoutes } from "./routes/customer-keys.ts";
+import { CustomerAuth } from "./customer-auth.ts";
 import { RateCards } from "../pricing/rate-cards.ts";
 
 export interface AppOptions {
   engine: Engine;
   operator: OperatorAuth;
+  /** Customer credentials (API keys, users, tokens); set up from the store when not given. */
+  customerAuth?: CustomerAuth;
   rateCards?: RateCards;
   logLevel?: string;
   /** Largest accepted request body. */
@@ -26,6 +32,8 @@ export interface AppOptions {
 /** The HTTP app: operator API under /v1, health, metrics, OpenAPI 3.1 at /openapi.json and /docs. */
 export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { engine, operator } = opts;
+  const rateCards = opts.rateCards ?? new RateCards(engine.store, engine.clock);
+  const customerAuth = opts.customerAuth ?? (await CustomerAuth.setup(engine.store, { clock: engine.clock }));
   const app = Fastify({
     logger: { level: opts.logLevel ?? process.env.LOG_LEVEL ?? "info" },
     bodyLimit: opts.bodyLimitBytes ?? 1024 * 1024,
@@ -56,7 +64,14 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       openapi: "3.1.0",
       info: { title: "Tally", version: "0.1.0", description: "Credits ledger for AI and voice APIs" },
       components: {
-        securitySchemes: { operatorKey: { type: "http", scheme: "bearer", description: "the operator key" } },
+        securitySchemes: {
+          operatorKey: { type: "http", scheme: "bearer", description: "the operator key (/v1)" },
+          customerBearer: {
+            type: "http",
+            scheme: "bearer",
+            description: "a customer API key (tly_live_…) or a JWT from POST /api/v1/auth/token (/api/v1)",
+          },
+        },
       },
     },
   });
@@ -105,12 +120,18 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       await v1.register(accountRoutes, { engine });
       await v1.register(holdRoutes, { engine });
       await v1.register(paygRoutes, { engine });
-      await v1.register(usageRoutes, {
-        engine,
-        rateCards: opts.rateCards ?? new RateCards(engine.store, engine.clock),
-      });
+      await v1.register(usageRoutes, { engine, rateCards });
+      await v1.register(operatorKeyRoutes, { engine, customerAuth });
     },
     { prefix: "/v1" },
   );
+  // The customer API: /auth/token needs no credential; every other route checks its own scope.
+  await app.register(customerKeyRoutes, { engine, customerAuth, prefix: "/api/v1" });
+  await app.register(creditsRoutes, {
+    engine,
+    rateCards,
+    authenticate: (req) => customerAuth.authenticate(req),
+    prefix: "/api/v1",
+  });
   return app;
 }

@@ -280,7 +280,7 @@ const cases: Case[] = [
     "validation_error",
     "quantity",
     (e, f) =>
-      e.debit({ id: uid("u"), account_id: f.account, amount: cr(1), service: "x", quantity: long(65) }),
+      e.debit({ id: uid("u"), account_id: f.account, amount: cr(1), service: "x", quantity: long(513) }),
   ],
   [
     "capture service too long",

@@ -4,6 +4,7 @@ import { ManualClock } from "../../src/domain/clock.ts";
 import { Engine } from "../../src/ledger/engine.ts";
 import { buildApp } from "../../src/http/app.ts";
 import { OperatorAuth } from "../../src/http/auth.ts";
+import { CustomerAuth } from "../../src/http/customer-auth.ts";
 import type { Store } from "../../src/store/types.ts";
 import { freshDatabase, type StoreKind, type TestDatabase } from "../support/stores.ts";
 
@@ -16,6 +17,7 @@ export interface HttpCtx {
   store: Store;
   db: TestDatabase;
   clock: ManualClock;
+  customerAuth: CustomerAuth;
   /** fetch with the operator key and JSON. */
   op(
     method: string,
@@ -34,7 +36,13 @@ export function useServer(kind: StoreKind): HttpCtx {
     ctx.clock = new ManualClock(Date.now());
     ctx.engine = new Engine(ctx.store, { clock: ctx.clock });
     const { auth } = await OperatorAuth.setup(ctx.store, OPERATOR_KEY);
-    ctx.app = await buildApp({ engine: ctx.engine, operator: auth, logLevel: "silent" });
+    ctx.customerAuth = await CustomerAuth.setup(ctx.store, { clock: ctx.clock });
+    ctx.app = await buildApp({
+      engine: ctx.engine,
+      operator: auth,
+      customerAuth: ctx.customerAuth,
+      logLevel: "silent",
+    });
     await ctx.app.listen({ port: 0, host: "127.0.0.1" });
     const addr = ctx.app.server.address();
     ctx.base = `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { describeEachStore } from "../support/stores.ts";
-import { useServer } from "./harness.ts";
+import { OPERATOR_KEY, useServer } from "./harness.ts";
 
 describeEachStore("operator API", (kind) => {
   const t = useServer(kind);
@@ -177,5 +177,21 @@ describe("operator auth", () => {
     expect(doc.openapi).toBe("3.1.0");
     expect(Object.keys(doc.paths)).toContain("/v1/accounts/{id}/grants");
     expect((await fetch(`${t.base}/docs`)).status).toBeLessThan(400);
+  });
+});
+
+describe("optional bodies", () => {
+  const t = useServer("sqlite");
+  it("voiding a grant needs no body", async () => {
+    const acct = (await t.op("POST", "/v1/accounts", {})).body.id as string;
+    const g = (await t.op("POST", `/v1/accounts/${acct}/grants`, { kind: "promotional", amount: "3" })).body
+      .id as string;
+    const r = await fetch(`${t.base}/v1/grants/${g}/void`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${OPERATOR_KEY}` },
+    });
+    expect(r.status).toBe(200);
+    expect(((await r.json()) as { status: string }).status).toBe("voided");
+    expect((await t.op("GET", `/v1/accounts/${acct}/balance`)).body.total).toBe("0");
   });
 });

@@ -4,6 +4,7 @@ import { GRANT_KINDS, type Metadata } from "../../ledger/types.ts";
 import { toApi } from "../serialize.ts";
 import { Credits, Cursor, Id, Limit, Metadata as MetadataSchema, Time, parseTime } from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
+import { emptyBodyIsObject } from "./keys.ts";
 
 /** Operator: accounts, their grants, balance and history. */
 export const accountRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { engine }) => {
@@ -135,6 +136,7 @@ export const accountRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, {
   app.post(
     "/grants/:id/void",
     {
+      preValidation: emptyBodyIsObject,
       schema: {
         tags: ["grants"],
         summary: "Void a grant: what remains is written off",

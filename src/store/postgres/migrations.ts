@@ -1,3 +1,4 @@
+import { AUTH_MIGRATION_POSTGRES } from "../auth-migrations.ts";
 /** PostgreSQL schema, versioned. Amounts are BIGINT micro-credits; times are BIGINT epoch ms. */
 export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }[] = [
   {
@@ -103,6 +104,21 @@ CREATE TRIGGER postings_no_change BEFORE UPDATE OR DELETE ON postings
   {
     version: 2,
     name: "settings",
-    sql: `CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at BIGINT NOT NULL);`,
+    sql: `
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at BIGINT NOT NULL);
+CREATE TABLE checkout_sessions (
+  id TEXT PRIMARY KEY,
+  account_id TEXT NOT NULL REFERENCES accounts(id),
+  amount_cents BIGINT NOT NULL CHECK (amount_cents > 0),
+  currency TEXT NOT NULL,
+  credits BIGINT NOT NULL CHECK (credits > 0),
+  status TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE INDEX checkout_sessions_account ON checkout_sessions (account_id, created_at);
+`,
   },
+  { version: 3, name: "customer_auth", sql: AUTH_MIGRATION_POSTGRES },
 ];

@@ -1,3 +1,4 @@
+import { AUTH_MIGRATION_SQLITE } from "../auth-migrations.ts";
 /** SQLite schema, versioned. Amounts are INTEGER micro-credits (64-bit); times are INTEGER epoch ms. */
 export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[] = [
   {
@@ -101,6 +102,21 @@ CREATE TRIGGER postings_no_delete BEFORE DELETE ON postings BEGIN SELECT RAISE(A
   {
     version: 2,
     name: "settings",
-    sql: `CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);`,
+    sql: `
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE checkout_sessions (
+  id TEXT PRIMARY KEY,
+  account_id TEXT NOT NULL REFERENCES accounts(id),
+  amount_cents INTEGER NOT NULL CHECK (amount_cents > 0),
+  currency TEXT NOT NULL,
+  credits INTEGER NOT NULL CHECK (credits > 0),
+  status TEXT NOT NULL,
+  provider TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX checkout_sessions_account ON checkout_sessions (account_id, created_at);
+`,
   },
+  { version: 3, name: "customer_auth", sql: AUTH_MIGRATION_SQLITE },
 ];
