@@ -74,6 +74,30 @@ describeEachStore("tally CLI", (kind) => {
     expect(broke.stderr).toMatch(/insufficient_credits/);
   });
 
+  it("keys: create (secret shown once), list without the secret, revoke; accounts: suspend, close", async () => {
+    const acct = JSON.parse((await tally(db.url, "accounts", "create", "--json")).stdout) as { id: string };
+    const created = JSON.parse(
+      (await tally(db.url, "keys", "create", acct.id, "--scopes", "read,manage", "--json")).stdout,
+    );
+    expect(created.secret).toMatch(/^tly_live_/);
+    expect(created.scopes).toEqual(["read", "manage"]);
+    const listed = JSON.parse((await tally(db.url, "keys", "list", acct.id, "--json")).stdout);
+    expect(listed.data).toHaveLength(1);
+    expect(JSON.stringify(listed)).not.toContain(created.secret);
+    const revoked = JSON.parse((await tally(db.url, "keys", "revoke", created.id, "--json")).stdout);
+    expect(revoked.revoked_at).not.toBeNull();
+    expect((await tally(db.url, "keys", "create", acct.id, "--scopes", "root")).code).toBe(2);
+    expect(JSON.parse((await tally(db.url, "accounts", "suspend", acct.id, "--json")).stdout).status).toBe(
+      "suspended",
+    );
+    expect(JSON.parse((await tally(db.url, "accounts", "close", acct.id, "--json")).stdout).status).toBe(
+      "closed",
+    );
+    const reopen = await tally(db.url, "accounts", "reactivate", acct.id);
+    expect(reopen.code).toBe(1);
+    expect(reopen.stderr).toMatch(/account_not_active/);
+  });
+
   it("tally audit exits 1 and prints what differs when the derived state disagrees with the journal", async () => {
     const created = JSON.parse((await tally(db.url, "accounts", "create", "--json")).stdout) as {
       id: string;

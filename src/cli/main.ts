@@ -6,6 +6,7 @@ import { Engine } from "../ledger/engine.ts";
 import { GRANT_KINDS, type GrantKind, type Metadata, type OveragePolicy } from "../ledger/types.ts";
 import { DEFAULT_DATABASE_URL, openStore } from "../store/open.ts";
 import { print } from "./format.ts";
+import { CustomerAuth, SCOPES, type Scope } from "../http/customer-auth.ts";
 
 const HELP = `tally — credits ledger
 
@@ -17,6 +18,10 @@ Commands:
   accounts create [--id ID] [--overage block|allow] [--overage-limit CREDITS]
   accounts list [--limit N] [--cursor C]
   accounts show ID
+  accounts suspend|reactivate|close ID
+  keys create ACCOUNT_ID [--name N] [--scopes read,usage,manage]   a customer API key (shown once)
+  keys list ACCOUNT_ID
+  keys revoke KEY_ID
   grant ACCOUNT_ID AMOUNT [--kind KIND] [--priority N] [--expires ISO] [--effective ISO] [--reference R]
   usage ACCOUNT_ID AMOUNT --service NAME [--id EVENT_ID]   send one usage event (a debit)
   balance ACCOUNT_ID [--at ISO]
@@ -45,6 +50,8 @@ async function main(argv: string[]): Promise<number> {
       effective: { type: "string" },
       reference: { type: "string" },
       service: { type: "string" },
+      name: { type: "string" },
+      scopes: { type: "string" },
       at: { type: "string" },
     },
   });
@@ -92,7 +99,32 @@ async function main(argv: string[]): Promise<number> {
             { account: await engine.getAccount(rest[0]), grants: await engine.listGrants(rest[0]) },
             json,
           );
-        } else return usage("accounts create|list|show ID");
+        } else if ((sub === "suspend" || sub === "reactivate" || sub === "close") && rest[0]) {
+          const r =
+            sub === "suspend"
+              ? await engine.suspendAccount(rest[0])
+              : sub === "reactivate"
+                ? await engine.reactivateAccount(rest[0])
+                : await engine.closeAccount(rest[0]);
+          print(r.account, json);
+        } else return usage("accounts create|list|show|suspend|reactivate|close ID");
+        return 0;
+      }
+      case "keys": {
+        const auth = await CustomerAuth.setup(store, { clock: engine.clock });
+        if (sub === "create" && rest[0]) {
+          await engine.getAccount(rest[0]);
+          const scopes = (values.scopes ?? "read,usage").split(",").map((s) => s.trim()) as Scope[];
+          for (const s of scopes)
+            if (!SCOPES.includes(s)) return usage(`--scopes takes ${SCOPES.join(", ")}`);
+          const r = await auth.createKey(rest[0], { name: values.name ?? "cli", scopes, created_by: "cli" });
+          print({ ...r.key, secret: r.secret }, json);
+          if (!json) console.error("The secret is shown once: store it now.");
+        } else if (sub === "list" && rest[0]) {
+          print(await auth.listKeys(rest[0], undefined, 1000), json);
+        } else if (sub === "revoke" && rest[0]) {
+          print(await auth.revokeKey(rest[0]), json);
+        } else return usage("keys create ACCOUNT_ID | keys list ACCOUNT_ID | keys revoke KEY_ID");
         return 0;
       }
       case "grant": {

@@ -69,6 +69,7 @@ export function keysOf(cmds: readonly Command[]): LoadKeys {
         if (c.input.id) k.refundIds.add(c.input.id);
         break;
       case "settle":
+      case "set_account_status":
         k.accountIds.add(c.account_id);
         break;
     }
@@ -101,6 +102,8 @@ export function applyCommand(w: Working, cmd: Command, now: number): unknown {
     case "settle":
       requireAccount(w, cmd.account_id, "account_id");
       return settle(w, cmd.account_id, now);
+    case "set_account_status":
+      return setAccountStatus(w, cmd.account_id, cmd.status);
   }
 }
 
@@ -148,6 +151,23 @@ function createAccount(w: Working, input: CreateAccountInput, now: number): Acco
   };
   w.accounts.insert(account);
   return { account: { ...account }, replay: false };
+}
+
+/**
+ * Suspend (no usage, no holds; grants still allowed), reactivate, or close (final: nothing more is
+ * granted or spent; what remains stays on the record). Setting the status it already has is a replay.
+ */
+function setAccountStatus(w: Working, accountId: string, status: AccountRecord["status"]): AccountResult {
+  const a = requireAccount(w, accountId, "account_id");
+  if (a.status === status) return { account: { ...a }, replay: true };
+  if (a.status === "closed")
+    throw new TallyError("account_not_active", `account ${a.id} is closed and cannot be reopened`, {
+      field: "account_id",
+      status: a.status,
+    });
+  a.status = status;
+  w.accounts.touch(a.id);
+  return { account: { ...a }, replay: false };
 }
 
 function grant(w: Working, input: GrantInput, now: number): GrantResult {

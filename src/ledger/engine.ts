@@ -74,6 +74,20 @@ export class Engine {
     return this.run({ type: "create_account", input });
   }
 
+  /** Suspended accounts take no usage and no holds until reactivated. */
+  suspendAccount(accountId: string): Promise<AccountResult> {
+    return this.run({ type: "set_account_status", account_id: accountId, status: "suspended" });
+  }
+
+  reactivateAccount(accountId: string): Promise<AccountResult> {
+    return this.run({ type: "set_account_status", account_id: accountId, status: "active" });
+  }
+
+  /** Final: a closed account takes no grants, usage or holds; its history stays. */
+  closeAccount(accountId: string): Promise<AccountResult> {
+    return this.run({ type: "set_account_status", account_id: accountId, status: "closed" });
+  }
+
   grant(input: GrantInput): Promise<GrantResult> {
     return this.run({ type: "grant", input });
   }

@@ -71,6 +71,7 @@ function laneKey(cmd: Command): string {
     case "hold":
       return cmd.input.account_id;
     case "settle":
+    case "set_account_status":
       return cmd.account_id;
     case "void_grant":
       return cmd.grant_id;

@@ -215,7 +215,8 @@ export type Command =
   | { type: "capture"; input: CaptureInput }
   | { type: "release"; hold_id: string }
   | { type: "refund"; input: RefundInput }
-  | { type: "settle"; account_id: string };
+  | { type: "settle"; account_id: string }
+  | { type: "set_account_status"; account_id: string; status: AccountStatus };
 
 // ---------- results ----------
 

@@ -90,6 +90,11 @@ export function validateCommand(cmd: Command): void {
     case "settle":
       checkId(cmd.account_id, "account_id");
       return;
+    case "set_account_status":
+      checkId(cmd.account_id, "account_id");
+      if (!["active", "suspended", "closed"].includes(cmd.status))
+        throw TallyError.validation("status", "must be active, suspended or closed");
+      return;
   }
 }
 

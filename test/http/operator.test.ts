@@ -195,3 +195,35 @@ describe("optional bodies", () => {
     expect((await t.op("GET", `/v1/accounts/${acct}/balance`)).body.total).toBe("0");
   });
 });
+
+describeEachStore("account status over HTTP", (kind) => {
+  const t = useServer(kind);
+  it("suspend refuses usage with 409 account_not_active; reactivate restores it; close is final", async () => {
+    const acct = (await t.op("POST", "/v1/accounts", {})).body.id as string;
+    await t.op("POST", `/v1/accounts/${acct}/grants`, { kind: "purchase", amount: "100" });
+    const usage = (i: number) =>
+      t.op("POST", "/v1/usage", {
+        id: `st-${acct}-${i}`,
+        account_id: acct,
+        service: "video_download",
+        quantity: 1,
+      });
+    expect((await t.op("POST", `/v1/accounts/${acct}/suspend`)).body.status).toBe("suspended");
+    const refused = await usage(1);
+    expect(refused.status).toBe(409);
+    expect(refused.body.error).toMatchObject({
+      code: "account_not_active",
+      field: "account_id",
+      status: "suspended",
+    });
+    expect((await t.op("POST", `/v1/accounts/${acct}/reactivate`)).body.status).toBe("active");
+    expect((await usage(2)).status).toBe(201);
+    expect((await t.op("POST", `/v1/accounts/${acct}/close`)).body.status).toBe("closed");
+    expect((await t.op("POST", `/v1/accounts/${acct}/reactivate`)).status).toBe(409);
+    expect((await usage(3)).status).toBe(409);
+    expect((await t.op("GET", `/v1/accounts/${acct}`)).body).toMatchObject({
+      status: "closed",
+      balance: { available: "94" },
+    });
+  });
+});

@@ -68,6 +68,30 @@ export const accountRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, {
     },
   );
 
+  for (const [action, summary] of [
+    ["suspend", "Suspend an account: no usage or holds until reactivated"],
+    ["reactivate", "Reactivate a suspended account"],
+    ["close", "Close an account for good: no more grants, usage or holds; history stays"],
+  ] as const) {
+    app.post(
+      `/accounts/:id/${action}`,
+      {
+        preValidation: emptyBodyIsObject,
+        schema: { tags: ["accounts"], summary, params: Type.Object({ id: Id }) },
+      },
+      async (req) => {
+        const id = req.params.id;
+        const r =
+          action === "suspend"
+            ? await engine.suspendAccount(id)
+            : action === "reactivate"
+              ? await engine.reactivateAccount(id)
+              : await engine.closeAccount(id);
+        return toApi({ ...r.account, replay: r.replay });
+      },
+    );
+  }
+
   app.get(
     "/accounts/:id/balance",
     {
