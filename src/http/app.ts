@@ -8,6 +8,7 @@ import { TallyError } from "../domain/errors.ts";
 import type { Engine } from "../ledger/engine.ts";
 import type { OperatorAuth } from "./auth.ts";
 import { errorHandler } from "./errors.ts";
+import { idempotency } from "./idempotency.ts";
 import { accountRoutes } from "./routes/accounts.ts";
 import { holdRoutes } from "./routes/holds.ts";
 import { usageRoutes } from "./routes/usage.ts";
@@ -17,6 +18,7 @@ import { operatorKeyRoutes } from "./routes/keys.ts";
 import { customerKeyRoutes } from "./routes/customer-keys.ts";
 import { CustomerAuth } from "./customer-auth.ts";
 import { RateCards } from "../pricing/rate-cards.ts";
+import { rateLimit, type RateLimitSettings } from "./rate-limit.ts";
 
 export interface AppOptions {
   engine: Engine;
@@ -27,6 +29,8 @@ export interface AppOptions {
   logLevel?: string;
   /** Largest accepted request body. */
   bodyLimitBytes?: number;
+  /** Rate limits and their backend; unset fields come from the environment (TALLY_RATE_LIMIT, REDIS_URL). */
+  rateLimit?: RateLimitSettings;
 }
 
 /** The HTTP app: operator API under /v1, health, metrics, OpenAPI 3.1 at /openapi.json and /docs. */
@@ -76,6 +80,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
   });
   await app.register(swaggerUi, { routePrefix: "/docs" });
+  await app.register(rateLimit, { ...opts.rateLimit, store: engine.store, operator, customerAuth });
 
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
@@ -113,6 +118,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     return registry.metrics();
   });
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+  await app.register(idempotency, { store: engine.store, clock: engine.clock });
 
   await app.register(
     async (v1) => {
@@ -130,7 +136,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(creditsRoutes, {
     engine,
     rateCards,
-    authenticate: (req) => customerAuth.authenticate(req),
+    // The rate limiter already authenticated the caller; do not look the key up twice.
+    authenticate: async (req) => req.customer ?? customerAuth.authenticate(req),
     prefix: "/api/v1",
   });
   return app;

@@ -48,6 +48,7 @@ export function keysOf(cmds: readonly Command[]): LoadKeys {
         break;
       case "void_grant":
         k.grantIds.add(c.grant_id);
+        k.resolve.grants.add(c.grant_id);
         break;
       case "debit":
         k.accountIds.add(c.input.account_id);
@@ -59,13 +60,16 @@ export function keysOf(cmds: readonly Command[]): LoadKeys {
         break;
       case "capture":
         k.holdIds.add(c.input.hold_id);
+        k.resolve.holds.add(c.input.hold_id);
         k.usageIds.add(c.input.usage_id ?? captureUsageId(c.input.hold_id));
         break;
       case "release":
         k.holdIds.add(c.hold_id);
+        k.resolve.holds.add(c.hold_id);
         break;
       case "refund":
         k.usageIds.add(c.input.usage_id);
+        k.resolve.usages.add(c.input.usage_id);
         if (c.input.id) k.refundIds.add(c.input.id);
         break;
       case "settle":

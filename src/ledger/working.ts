@@ -26,6 +26,11 @@ export interface LoadKeys {
   grantIds: Set<string>;
   holdIds: Set<string>;
   usageIds: Set<string>;
+  /**
+   * Records named by commands that do not name their account (void, capture, release, refund): stores that
+   * lock by account look up whose they are first. Creating commands name their account.
+   */
+  resolve: { usages: Set<string>; holds: Set<string>; grants: Set<string> };
   refundIds: Set<string>;
 }
 
@@ -35,6 +40,7 @@ export function emptyKeys(): LoadKeys {
     grantIds: new Set(),
     holdIds: new Set(),
     usageIds: new Set(),
+    resolve: { usages: new Set(), holds: new Set(), grants: new Set() },
     refundIds: new Set(),
   };
 }

@@ -115,14 +115,16 @@ export class PostgresStore implements Store {
     const refundIds = [...keys.refundIds];
     const accountIds = new Set(keys.accountIds);
 
-    // 1. Which accounts do the named records belong to? (Not locked yet; re-read after locking.)
-    if (usageIds.length + holdIds.length + grantIds.length + refundIds.length > 0) {
+    // 1. Which accounts do records named without their account belong to? (Not locked yet; re-read after
+    // locking.) A debit's own event id needs no lookup: it is only read, to detect a replay or a conflict.
+    const resolve = [[...keys.resolve.usages], [...keys.resolve.holds], [...keys.resolve.grants], refundIds];
+    if (resolve.some((ids) => ids.length > 0)) {
       const { rows } = await c.query(
         `SELECT account_id FROM usages WHERE id = ANY($1)
          UNION SELECT account_id FROM holds WHERE id = ANY($2)
          UNION SELECT account_id FROM grants WHERE id = ANY($3)
          UNION SELECT account_id FROM refunds WHERE id = ANY($4)`,
-        [usageIds, holdIds, grantIds, refundIds],
+        resolve,
       );
       for (const r of rows) accountIds.add(String(r.account_id));
     }
