@@ -1,4 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from "fastify";
+import { formatCredits } from "../domain/amount.ts";
 import { TallyError, type ErrorCode } from "../domain/errors.ts";
 
 /** Every error code maps to exactly one HTTP status, here and nowhere else. */
@@ -24,8 +25,15 @@ export interface ErrorBody {
   error: { code: ErrorCode; message: string; request_id: string; [key: string]: unknown };
 }
 
+/** An error's JSON: amounts in its details (shortfall, available, refundable) as credits, like every /v1 amount. */
+export function errorJson(err: TallyError): { code: ErrorCode; message: string; [key: string]: unknown } {
+  const details: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(err.details)) details[k] = typeof v === "bigint" ? formatCredits(v) : v;
+  return { code: err.code, message: err.message, ...details };
+}
+
 export function errorBody(err: TallyError, requestId: string): ErrorBody {
-  return { error: { ...(err.toJSON() as { code: ErrorCode; message: string }), request_id: requestId } };
+  return { error: { ...errorJson(err), request_id: requestId } };
 }
 
 /** Turns anything thrown in a route into the one error shape; never leaks internals on a 500. */

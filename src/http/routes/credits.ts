@@ -40,7 +40,7 @@ function need(req: FastifyRequest, scope: string): CustomerPrincipal {
   if (!p.scopes.has(scope))
     throw new TallyError("forbidden", `this credential lacks the ${scope} scope`, {
       field: "authorization",
-      scope,
+      required_scope: scope,
     });
   return p;
 }

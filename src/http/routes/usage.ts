@@ -11,6 +11,7 @@ import type { Engine } from "../../ledger/engine.ts";
 import { assertSameFields, canonical } from "../../ledger/request.ts";
 import { LIMITS, type DebitInput, type Metadata, type UsageRecord } from "../../ledger/types.ts";
 import type { RateCards } from "../../pricing/rate-cards.ts";
+import { errorJson } from "../errors.ts";
 import { toApi } from "../serialize.ts";
 import { Id, Metadata as MetadataSchema, Time, parseTime } from "../schemas.ts";
 
@@ -278,5 +279,5 @@ function cardJson(card: RateCard) {
 
 function failure(id: string, err: unknown, requestId: string) {
   if (!isTallyError(err)) throw err;
-  return { id, ok: false, error: { ...(err.toJSON() as Record<string, unknown>), request_id: requestId } };
+  return { id, ok: false, error: { ...errorJson(err), request_id: requestId } };
 }
