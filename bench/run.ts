@@ -7,10 +7,14 @@
  *   npm run bench -- --quick            # small counts, for a smoke test
  *   npm run bench -- --only sqlite      # one store (sqlite | postgres)
  *   npm run bench -- --no-doc           # do not touch docs/performance.md
+ *   npm run bench -- --no-http          # the engine part only
+ *   npm run bench -- --http-only        # the HTTP part only (same as `npm run bench:http`, see bench/http.ts)
  *
  * PostgreSQL: creates its own databases on TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres)
  * and drops them at the end. SQLite: files in a temp directory, removed at the end.
  */
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { DEFAULT_TEST_DATABASE_URL, Scratch } from "./databases.ts";
 import { runEngineScenario, type EngineScenario } from "./engine-load.ts";
@@ -32,6 +36,8 @@ const { values: args } = parseArgs({
     only: { type: "string" },
     "no-doc": { type: "boolean", default: false },
     doc: { type: "string", default: "docs/performance.md" },
+    "no-http": { type: "boolean", default: false },
+    "http-only": { type: "boolean", default: false },
   },
 });
 
@@ -195,4 +201,32 @@ async function main(): Promise<number> {
   return failed ? 1 : 0;
 }
 
-process.exitCode = await main();
+/** The HTTP benchmark (bench/http.ts) in a process of its own, so its load generator starts on a fresh heap. */
+async function runHttp(): Promise<number> {
+  const argv = process.argv.slice(2);
+  const pass = [
+    ...(quick ? ["--quick"] : []),
+    ...(args.only ? ["--only", args.only] : []),
+    ...(args["no-doc"] ? ["--no-doc"] : []),
+    "--doc",
+    args.doc,
+  ];
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", fileURLToPath(new URL("./http.ts", import.meta.url)), ...pass],
+    {
+      stdio: "inherit",
+      env: {
+        ...process.env,
+        TALLY_BENCH_COMMAND: `npm run bench${argv.length ? ` -- ${argv.join(" ")}` : ""}`,
+      },
+    },
+  );
+  return new Promise((resolve) => child.once("close", (code) => resolve(code ?? 1)));
+}
+
+let engineCode = 0;
+if (args["http-only"]) await scratch.cleanup();
+else engineCode = await main();
+const httpCode = args["no-http"] ? 0 : await runHttp();
+process.exitCode = engineCode || httpCode;

@@ -108,6 +108,8 @@ export interface Store {
   listGrants(accountId: string): Promise<GrantRecord[]>;
   getHold(id: string): Promise<HoldRecord | null>;
   getUsage(id: string): Promise<UsageRecord | null>;
+  /** Several usages by id in one query (missing ids are left out). */
+  getUsages(ids: readonly string[]): Promise<UsageRecord[]>;
   getRefund(id: string): Promise<RefundRecord | null>;
   accountState(accountId: string): Promise<AccountState | null>;
   journalState(accountId: string, at: number): Promise<JournalState | null>;

@@ -171,6 +171,19 @@ describeEachStore("usage, estimate and the rate card over HTTP", (kind) => {
       quantity: 60,
     });
     expect(now.body.cost).toBe("1000");
+    // A retry of the old event after the price change is still a replay, at the price it was charged.
+    const retry = await t.op("POST", "/v1/usage", {
+      id: `old-${acct}`,
+      account_id: acct,
+      service: "transcription",
+      quantity: 60,
+    });
+    expect(retry.status).toBe(200);
+    expect(retry.body).toMatchObject({ replay: true, cost: "660" });
+    const batchRetry = await t.op("POST", "/v1/usage/batch", {
+      events: [{ id: `old-${acct}`, account_id: acct, service: "transcription", quantity: 60 }],
+    });
+    expect(batchRetry.body.results[0].usage).toMatchObject({ replay: true, cost: "660" });
     // Old usage keeps the price it was charged; a late event that occurred before the change is priced by the old version.
     expect((await t.op("GET", `/v1/usage/old-${acct}`)).body.cost).toBe("660");
     const late = await t.op("POST", "/v1/usage", {

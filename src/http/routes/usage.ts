@@ -58,6 +58,8 @@ function quantityText(e: UsageEvent): string | null {
 async function toDebit(
   deps: UsageDeps,
   e: UsageEvent,
+  /** The stored usage with this event's id, when the caller looked it up (null: there is none). */
+  existing: UsageRecord | null,
 ): Promise<{
   debit: DebitInput;
   priced: ReturnType<typeof priceUsage> | null;
@@ -65,27 +67,8 @@ async function toDebit(
 }> {
   const occurredAt = parseTime(e.occurred_at, "occurred_at");
   const quantity = quantityText(e);
-  const existing = await deps.engine.store.getUsage(e.id);
-  const fields = {
-    account_id: e.account_id,
-    service: e.service,
-    quantity,
-    metadata: e.metadata ?? {},
-    ...(occurredAt !== undefined ? { occurred_at: occurredAt } : {}),
-  };
   if (existing) {
-    assertSameFields(
-      "usage",
-      e.id,
-      {
-        account_id: existing.account_id,
-        service: existing.service,
-        quantity: existing.quantity,
-        metadata: existing.metadata,
-        ...(occurredAt !== undefined ? { occurred_at: existing.occurred_at } : {}),
-      },
-      fields,
-    );
+    assertSameEvent(e, existing);
     return {
       debit: { id: e.id, account_id: e.account_id, amount: existing.cost, service: e.service },
       priced: null,
@@ -120,6 +103,29 @@ async function toDebit(
   };
 }
 
+/** A retry must describe the same event as the record (its price may differ if the rate card changed since). */
+function assertSameEvent(e: UsageEvent, existing: UsageRecord): void {
+  const occurredAt = parseTime(e.occurred_at, "occurred_at");
+  assertSameFields(
+    "usage",
+    e.id,
+    {
+      account_id: existing.account_id,
+      service: existing.service,
+      quantity: existing.quantity,
+      metadata: existing.metadata,
+      ...(occurredAt !== undefined ? { occurred_at: existing.occurred_at } : {}),
+    },
+    {
+      account_id: e.account_id,
+      service: e.service,
+      quantity: quantityText(e),
+      metadata: e.metadata ?? {},
+      ...(occurredAt !== undefined ? { occurred_at: occurredAt } : {}),
+    },
+  );
+}
+
 function usageAnswer(usage: UsageRecord, replay: boolean, priced: ReturnType<typeof priceUsage> | null) {
   return {
     ...(toApi(usage) as Record<string, unknown>),
@@ -142,11 +148,19 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageDeps> = async (app, dep
       },
     },
     async (req, reply) => {
-      const { debit, priced, existing } = await toDebit(deps, req.body);
-      if (existing) return usageAnswer(existing, true, null);
-      const r = await engine.debit(debit);
-      reply.code(r.replay ? 200 : 201);
-      return usageAnswer(r.usage, r.replay, r.replay ? null : priced);
+      // Debit first; only a conflicting id costs a read (a retry after a price change is still a replay).
+      const { debit, priced } = await toDebit(deps, req.body, null);
+      try {
+        const r = await engine.debit(debit);
+        reply.code(r.replay ? 200 : 201);
+        return usageAnswer(r.usage, r.replay, r.replay ? null : priced);
+      } catch (err) {
+        if (!(err instanceof TallyError) || err.code !== "idempotency_conflict") throw err;
+        const existing = await engine.store.getUsage(req.body.id);
+        if (!existing) throw err;
+        assertSameEvent(req.body, existing);
+        return usageAnswer(existing, true, null);
+      }
     },
   );
 
@@ -164,9 +178,11 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageDeps> = async (app, dep
     },
     async (req) => {
       const events = req.body.events;
+      // One query finds the events already recorded (answered from the record, whatever the price is now).
+      const recorded = new Map((await engine.store.getUsages(events.map((e) => e.id))).map((u) => [u.id, u]));
       const prepared = await Promise.all(
         events.map((e) =>
-          toDebit(deps, e).then(
+          toDebit(deps, e, recorded.get(e.id) ?? null).then(
             (p) => ({ ok: true as const, p }),
             (err: unknown) => ({ ok: false as const, err: asEventError(err) }),
           ),

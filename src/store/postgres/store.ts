@@ -396,6 +396,12 @@ export class PostgresStore implements Store {
     return this.one("SELECT * FROM usages WHERE id = $1", [id], rowToUsage);
   }
 
+  async getUsages(ids: readonly string[]): Promise<UsageRecord[]> {
+    if (ids.length === 0) return [];
+    const { rows } = await this.pool.query("SELECT * FROM usages WHERE id = ANY($1)", [[...ids]]);
+    return rows.map(rowToUsage);
+  }
+
   getRefund(id: string): Promise<RefundRecord | null> {
     return this.one("SELECT * FROM refunds WHERE id = $1", [id], rowToRefund);
   }

@@ -362,6 +362,16 @@ export class SqliteStore implements Store {
     return r ? rowToUsage(r) : null;
   }
 
+  async getUsages(ids: readonly string[]): Promise<UsageRecord[]> {
+    const out: UsageRecord[] = [];
+    const st = this.s("SELECT * FROM usages WHERE id = ?");
+    for (const id of ids) {
+      const r = st.get(id);
+      if (r) out.push(rowToUsage(r));
+    }
+    return out;
+  }
+
   async getRefund(id: string): Promise<RefundRecord | null> {
     const r = this.s("SELECT * FROM refunds WHERE id = ?").get(id);
     return r ? rowToRefund(r) : null;
