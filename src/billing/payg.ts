@@ -1,4 +1,4 @@
-import { MICROS_PER_CREDIT, formatCredits, parseCredits } from "../domain/amount.ts";
+import { MICROS_PER_CREDIT, formatCredits } from "../domain/amount.ts";
 import { TallyError } from "../domain/errors.ts";
 import type { Store } from "../store/types.ts";
 
@@ -91,8 +91,4 @@ export function paygInfo(s: PaygSettings) {
     max_amount_usd: formatMoney(s.max_amount_cents),
     currency: s.currency,
   };
-}
-
-export function parseCreditsPerDollar(input: unknown): bigint {
-  return parseCredits(input, "credits_per_dollar");
 }

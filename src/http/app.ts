@@ -133,12 +133,6 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   );
   // The customer API: /auth/token needs no credential; every other route checks its own scope.
   await app.register(customerKeyRoutes, { engine, customerAuth, prefix: "/api/v1" });
-  await app.register(creditsRoutes, {
-    engine,
-    rateCards,
-    // The rate limiter already authenticated the caller; do not look the key up twice.
-    authenticate: async (req) => req.customer ?? customerAuth.authenticate(req),
-    prefix: "/api/v1",
-  });
+  await app.register(creditsRoutes, { engine, rateCards, customerAuth, prefix: "/api/v1" });
   return app;
 }

@@ -12,7 +12,6 @@ import {
 } from "../store/idempotency-store.ts";
 import type { Store } from "../store/types.ts";
 import type { CustomerPrincipal } from "./customer-auth.ts";
-import type { CustomerPrincipal as CreditsPrincipal } from "./routes/credits.ts";
 
 /**
  * `Idempotency-Key` on every POST of the HTTP API (operator `/v1` and customer `/api/v1`).
@@ -122,8 +121,8 @@ export function defaultCaller(req: FastifyRequest): string | null {
   return p ? `account:${p.account_id}` : null;
 }
 
-function customerOf(req: FastifyRequest): CustomerPrincipal | CreditsPrincipal | undefined {
-  return req.customer ?? req.principal;
+function customerOf(req: FastifyRequest): CustomerPrincipal | undefined {
+  return req.customer;
 }
 
 /** Hex SHA-256 of a request: method, URL as sent, and the parsed body (canonical JSON for JSON bodies). */

@@ -1,5 +1,5 @@
 import { TallyError } from "../domain/errors.ts";
-import { Type, type TSchema } from "@sinclair/typebox";
+import { Type } from "@sinclair/typebox";
 
 /** Credits as a decimal string ("12.5") or a JSON number; parsed exactly by parseCredits. */
 export const Credits = Type.Union([Type.String({ maxLength: 32 }), Type.Number()], {
@@ -10,25 +10,6 @@ export const Time = Type.String({ format: "date-time", description: "ISO 8601 ti
 export const Metadata = Type.Record(Type.String({ maxLength: 64 }), Type.Unknown(), { maxProperties: 64 });
 export const Limit = Type.Integer({ minimum: 1, maximum: 1000, default: 100 });
 export const Cursor = Type.String({ maxLength: 128 });
-
-export const ErrorResponse = Type.Object(
-  {
-    error: Type.Object(
-      {
-        code: Type.String(),
-        message: Type.String(),
-        request_id: Type.String(),
-        field: Type.Optional(Type.String()),
-      },
-      { additionalProperties: true },
-    ),
-  },
-  { $id: "Error" },
-);
-
-export function page(item: TSchema) {
-  return Type.Object({ data: Type.Array(item), next_cursor: Type.Union([Type.String(), Type.Null()]) });
-}
 
 /** Parses an ISO time field into epoch ms, or a validation error naming it. */
 export function parseTime(value: string | undefined, field: string): number | undefined {

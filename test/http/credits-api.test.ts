@@ -179,9 +179,11 @@ describeEachStore("the seed's Credits API (/api/v1/credits…)", (kind) => {
       expect(bad.body.error).toMatchObject({ code: "validation_error", field: "amount_usd" });
     }
     const reader = await key(["read"]);
-    expect(
-      (await get(reader.secret, "/api/v1/credits/payg/create-checkout-session", { amount_usd: 25 })).status,
-    ).toBe(403);
+    const refused = await get(reader.secret, "/api/v1/credits/payg/create-checkout-session", {
+      amount_usd: 25,
+    });
+    expect(refused.status).toBe(403);
+    expect(refused.body.error).toMatchObject({ code: "forbidden", required_scope: "manage" });
   });
 
   it("the seed's example client and analysis code, ported line by line, run unchanged against it", async () => {

@@ -1,31 +1,18 @@
 import { Type, type FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import type { FastifyRequest } from "fastify";
 import { randomBytes } from "node:crypto";
 import { formatCredits } from "../../domain/amount.ts";
-import { TallyError } from "../../domain/errors.ts";
 import { seedMultipliers, SINGLE_DIMENSION, type RateCard } from "../../domain/pricing.ts";
 import type { Engine } from "../../ledger/engine.ts";
 import type { UsageRecord } from "../../ledger/types.ts";
 import type { RateCards } from "../../pricing/rate-cards.ts";
 import { formatMoney, loadPayg, parseMoneyCents, paygInfo, quote } from "../../billing/payg.ts";
 import { Cursor } from "../schemas.ts";
-
-/** Who is calling the customer API: resolved from `Authorization: Bearer <api key or JWT>`. */
-export interface CustomerPrincipal {
-  account_id: string;
-  scopes: ReadonlySet<string>;
-}
+import { customerRoute, principalOf, type CustomerAuth } from "../customer-auth.ts";
 
 export interface CreditsDeps {
   engine: Engine;
   rateCards: RateCards;
-  authenticate: (req: FastifyRequest) => Promise<CustomerPrincipal>;
-}
-
-declare module "fastify" {
-  interface FastifyRequest {
-    principal?: CustomerPrincipal;
-  }
+  customerAuth: CustomerAuth;
 }
 
 const CHECKOUT_TTL_MS = 24 * 3600_000;
@@ -33,16 +20,6 @@ const CHECKOUT_TTL_MS = 24 * 3600_000;
 /** Credits as a JSON number, as the seed documents them (exact up to 2^53 micro-credits). */
 function n(micros: bigint): number {
   return Number(formatCredits(micros));
-}
-
-function need(req: FastifyRequest, scope: string): CustomerPrincipal {
-  const p = req.principal!;
-  if (!p.scopes.has(scope))
-    throw new TallyError("forbidden", `this credential lacks the ${scope} scope`, {
-      field: "authorization",
-      required_scope: scope,
-    });
-  return p;
 }
 
 /** The seed's credit_source: "payg" for purchased credits, the grant kind otherwise, "overage" when uncovered. */
@@ -74,17 +51,16 @@ export function audioDuration(u: UsageRecord, card: RateCard): number {
  */
 export const creditsRoutes: FastifyPluginAsyncTypebox<CreditsDeps> = async (
   app,
-  { engine, rateCards, authenticate },
+  { engine, rateCards, customerAuth },
 ) => {
-  app.addHook("onRequest", async (req) => {
-    req.principal = await authenticate(req);
-  });
-
   app.get(
     "/credits",
-    { schema: { tags: ["credits"], summary: "Current credit balance and account information" } },
+    {
+      ...customerRoute(customerAuth, "read"),
+      schema: { tags: ["credits"], summary: "Current credit balance and account information" },
+    },
     async (req) => {
-      const { account_id } = need(req, "read");
+      const { account_id } = principalOf(req);
       const [balance, totals] = await Promise.all([
         engine.balance(account_id),
         engine.store.accountTotals(account_id),
@@ -107,6 +83,7 @@ export const creditsRoutes: FastifyPluginAsyncTypebox<CreditsDeps> = async (
   app.get(
     "/credits/usage",
     {
+      ...customerRoute(customerAuth, "read"),
       schema: {
         tags: ["credits"],
         summary: "Usage history across services, newest first (a JSON array, as documented)",
@@ -117,7 +94,7 @@ export const creditsRoutes: FastifyPluginAsyncTypebox<CreditsDeps> = async (
       },
     },
     async (req, reply) => {
-      const { account_id } = need(req, "read");
+      const { account_id } = principalOf(req);
       const page = await engine.listUsages({ account_id, limit: req.query.limit, cursor: req.query.cursor });
       // The documented body is a bare array; the next page is offered in a header.
       if (page.next_cursor) void reply.header("x-next-cursor", page.next_cursor);
@@ -138,18 +115,22 @@ export const creditsRoutes: FastifyPluginAsyncTypebox<CreditsDeps> = async (
 
   app.get(
     "/credits/multipliers",
-    { schema: { tags: ["credits"], summary: "Credit costs per service" } },
-    async (req) => {
-      need(req, "read");
+    {
+      ...customerRoute(customerAuth, "read"),
+      schema: { tags: ["credits"], summary: "Credit costs per service" },
+    },
+    async () => {
       return seedMultipliers(await rateCards.at(engine.clock.now(), "now"));
     },
   );
 
   app.get(
     "/credits/payg/info",
-    { schema: { tags: ["credits"], summary: "Pay-as-you-go purchasing options" } },
-    async (req) => {
-      need(req, "read");
+    {
+      ...customerRoute(customerAuth, "read"),
+      schema: { tags: ["credits"], summary: "Pay-as-you-go purchasing options" },
+    },
+    async () => {
       return paygInfo(await loadPayg(engine.store));
     },
   );
@@ -157,6 +138,7 @@ export const creditsRoutes: FastifyPluginAsyncTypebox<CreditsDeps> = async (
   app.post(
     "/credits/payg/create-checkout-session",
     {
+      ...customerRoute(customerAuth, "manage"),
       schema: {
         tags: ["credits"],
         summary: "Create a checkout session to buy pay-as-you-go credits",
@@ -167,7 +149,7 @@ export const creditsRoutes: FastifyPluginAsyncTypebox<CreditsDeps> = async (
       },
     },
     async (req) => {
-      const { account_id } = need(req, "manage");
+      const { account_id } = principalOf(req);
       const settings = await loadPayg(engine.store);
       const cents = parseMoneyCents(req.body.amount_usd, "amount_usd");
       const credits = quote(cents, settings);

@@ -1,5 +1,6 @@
 import { Type, type FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { loadPayg, parseCreditsPerDollar, parseMoneyCents, paygInfo, savePayg } from "../../billing/payg.ts";
+import { loadPayg, parseMoneyCents, paygInfo, savePayg } from "../../billing/payg.ts";
+import { parseCredits } from "../../domain/amount.ts";
 import type { RouteDeps } from "./deps.ts";
 
 /** Operator: pay-as-you-go settings (what the customer's /credits/payg/info shows). */
@@ -27,7 +28,7 @@ export const paygRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { en
     async (req) => {
       const b = req.body;
       const settings = {
-        credits_per_dollar: parseCreditsPerDollar(b.credits_per_dollar),
+        credits_per_dollar: parseCredits(b.credits_per_dollar, "credits_per_dollar"),
         min_amount_cents: parseMoneyCents(b.min_amount_usd, "min_amount_usd"),
         max_amount_cents: parseMoneyCents(b.max_amount_usd, "max_amount_usd"),
         currency: b.currency,
