@@ -17,6 +17,7 @@ export const ERROR_CODES = [
   "rate_limited",
   "payload_too_large",
   "budget_exceeded",
+  "subscription_conflict",
   "internal_error",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
