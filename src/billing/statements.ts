@@ -12,7 +12,8 @@ const PAGE = 1000;
 
 /**
  * One cycle's statement, computed from the journal. Balances are credits in grants and holds (what the
- * account holds, spendable or set aside). It always reconciles:
+ * account holds, spendable or set aside). The cycle is [start, end), except that expiries at its end are
+ * its own (and expiries at its start belong to the cycle before). It always reconciles:
  * closing = opening + granted − used + overage + refunded − refunded_overage − expired − voided − removed.
  */
 export interface Statement {
@@ -78,7 +79,11 @@ export class Statements {
   async compute(accountId: string, w: Window, plan: PlanRecord | null): Promise<Statement> {
     const entries = await this.entries(accountId);
     const kinds = new Map((await this.engine.store.listGrants(accountId)).map((g) => [g.id, g.kind]));
-    const inWindow = entries.filter((e) => e.at >= w.start && e.at < w.end);
+    // An expiry at a cycle's boundary belongs to the cycle that ends there: what a period left unused is
+    // shown as expired on that period's statement, not on the next one.
+    const boundaryExpiry = (e: JournalEntry, t: number) => e.at === t && e.kind === "expiry";
+    const before = (e: JournalEntry) => e.at < w.start || boundaryExpiry(e, w.start);
+    const inWindow = entries.filter((e) => !before(e) && (e.at < w.end || boundaryExpiry(e, w.end)));
     const usageIds = [
       ...new Set(inWindow.filter((e) => e.kind === "debit" || e.kind === "capture").map((e) => e.ref)),
     ];
@@ -90,11 +95,9 @@ export class Statements {
     const held = (e: JournalEntry) => e.ledger.startsWith("grant:") || e.ledger.startsWith("hold:");
     let opening = 0n;
     let closing = 0n;
-    for (const e of entries) {
-      if (!held(e)) continue;
-      if (e.at < w.start) opening += e.amount;
-      if (e.at < w.end) closing += e.amount;
-    }
+    for (const e of entries) if (held(e) && before(e)) opening += e.amount;
+    closing = opening;
+    for (const e of inWindow) if (held(e)) closing += e.amount;
     const granted = Object.fromEntries(GRANT_KINDS.map((k) => [k, 0n])) as Record<GrantKind, bigint>;
     const usage = new Map<string, { credits: bigint; refs: Set<string> }>();
     let overage = 0n;
