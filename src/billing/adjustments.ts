@@ -1,5 +1,7 @@
 import { createHash } from "node:crypto";
+import { formatCredits } from "../domain/amount.ts";
 import { TallyError } from "../domain/errors.ts";
+import type { EventDraft } from "../events/types.ts";
 import { newId } from "../domain/ids.ts";
 import type { Engine } from "../ledger/engine.ts";
 import type { GrantRecord, UsageRecord } from "../ledger/types.ts";
@@ -49,6 +51,17 @@ export async function adjust(engine: Engine, input: AdjustmentInput): Promise<Ad
   if (input.amount === 0n) throw TallyError.validation("amount", "must not be zero");
   const id = input.id ?? newId("adj", engine.clock.now());
   const metadata = { adjustment_id: id, reason };
+  const event = (direction: "add" | "remove", amount: bigint): EventDraft => ({
+    type: "adjustment.created",
+    account_id: input.account_id,
+    data: {
+      adjustment_id: id,
+      account_id: input.account_id,
+      direction,
+      amount: formatCredits(amount),
+      reason,
+    },
+  });
   if (input.amount > 0n) {
     const r = await engine.grant({
       id: derived("grt_adj", id),
@@ -59,6 +72,7 @@ export async function adjust(engine: Engine, input: AdjustmentInput): Promise<Ad
       source: "operator",
       reference: id,
       metadata,
+      events: [event("add", input.amount)],
     });
     return fromGrant(id, r.grant, reason, r.replay);
   }
@@ -86,6 +100,7 @@ export async function adjust(engine: Engine, input: AdjustmentInput): Promise<Ad
     usage_id: usageId,
     service: ADJUSTMENT_SERVICE,
     metadata,
+    events: [event("remove", amount)],
   });
   return fromUsage(id, c.usage, reason, c.replay);
 }

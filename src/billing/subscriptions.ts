@@ -3,6 +3,8 @@ import { MAX_PERIOD_INDEX, period, periodAt, periodStart, type Period } from "..
 import { TallyError } from "../domain/errors.ts";
 import { newId } from "../domain/ids.ts";
 import type { Engine } from "../ledger/engine.ts";
+import { toApi } from "../domain/api-json.ts";
+import type { EventDraft } from "../events/types.ts";
 import type { Metadata } from "../ledger/types.ts";
 import { checkId } from "../ledger/validate.ts";
 import {
@@ -146,6 +148,7 @@ export class Subscriptions {
       );
     }
     await this.engine.setAccountOverage(account.id, plan.overage_policy, plan.overage_limit);
+    await this.engine.publish([subscriptionEvent("subscription.created", sub)]);
     return { subscription: await this.renew(sub.id), replay: false };
   }
 
@@ -167,6 +170,9 @@ export class Subscriptions {
         sub.pending_plan_id = sub.plan_id === planId ? null : planId;
         sub.updated_at = this.now();
         await save(sub);
+        await this.engine.publish([
+          subscriptionEvent("subscription.change_scheduled", sub, { effective_at: toIso(sub.period_end) }),
+        ]);
         return sub;
       }
       if (sub.plan_id === planId) throw TallyError.validation("plan_id", "is the current plan");
@@ -185,6 +191,7 @@ export class Subscriptions {
           });
         await this.db.endPeriod(sub.id, sub.term, index, now);
       }
+      const fromPlan = sub.plan_id;
       sub.plan_id = planId;
       sub.pending_plan_id = null;
       sub.cancel_at_period_end = false;
@@ -195,6 +202,9 @@ export class Subscriptions {
       sub.updated_at = now;
       await save(sub);
       await this.engine.setAccountOverage(sub.account_id, plan.overage_policy, plan.overage_limit);
+      await this.engine.publish([
+        subscriptionEvent("subscription.changed", sub, { from_plan_id: fromPlan, timing: "now" }),
+      ]);
       return this.renewLocked(sub, save);
     });
   }
@@ -208,6 +218,9 @@ export class Subscriptions {
         sub.cancel_at_period_end = true;
         sub.updated_at = this.now();
         await save(sub);
+        await this.engine.publish([
+          subscriptionEvent("subscription.canceled", sub, { effective_at: toIso(sub.period_end) }),
+        ]);
       }
       return sub;
     });
@@ -285,24 +298,39 @@ export class Subscriptions {
         sub.canceled_at = boundary;
         sub.updated_at = now;
         await save(sub);
+        await this.engine.publish([subscriptionEvent("subscription.ended", sub)]);
         break;
       }
-      let switched = false;
+      let switched: string | null = null;
       if (sub.next_index > 0 && sub.pending_plan_id !== null) {
+        switched = sub.plan_id;
         sub.plan_id = sub.pending_plan_id;
         sub.pending_plan_id = null;
-        switched = true;
       }
       const plan = await this.plan(sub.plan_id);
-      if (switched)
+      if (switched !== null) {
         await this.engine.setAccountOverage(sub.account_id, plan.overage_policy, plan.overage_limit);
+        await this.engine.publish([
+          subscriptionEvent("subscription.changed", sub, { from_plan_id: switched, timing: "period_end" }),
+        ]);
+      }
       const current = periodAt(sub.anchor_at, now);
       if (current === null) break; // past the last period a subscription can have
       // The period that contains now; periods before it that nobody renewed are skipped.
       const p = current.index >= sub.next_index ? current : period(sub.anchor_at, sub.next_index);
       const grantId = plan.monthly_allowance > 0n ? allowanceGrantId(sub.id, sub.term, p.index) : null;
-      if (grantId !== null)
+      const renewed = subscriptionEvent("subscription.renewed", sub, {
+        period_index: p.index,
+        period_start: toIso(p.start),
+        period_end: toIso(p.end),
+        allowance: toApi(plan.monthly_allowance) as string,
+        grant_id: grantId,
+      });
+      // Carried by the period's grant, so it is written exactly when the period is granted (never on a replay).
+      if (grantId === null) await this.engine.publish([renewed]);
+      else
         await this.grantOnce({
+          events: [renewed],
           id: grantId,
           account_id: sub.account_id,
           kind: "subscription",
@@ -408,6 +436,28 @@ export class Subscriptions {
       await this.db.unlockSubscription(subId, holder);
     }
   }
+}
+
+function toIso(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString();
+}
+
+function subscriptionEvent(type: string, sub: SubscriptionRecord, extra: Metadata = {}): EventDraft {
+  return {
+    type,
+    account_id: sub.account_id,
+    data: {
+      subscription_id: sub.id,
+      account_id: sub.account_id,
+      plan_id: sub.plan_id,
+      status: sub.status,
+      period_start: toIso(sub.period_start),
+      period_end: toIso(sub.period_end),
+      cancel_at_period_end: sub.cancel_at_period_end,
+      pending_plan_id: sub.pending_plan_id,
+      ...extra,
+    },
+  };
 }
 
 function requireActive(sub: SubscriptionRecord): void {

@@ -65,6 +65,17 @@ describeEachStore("adjustments, refunds and the signup grant", (kind) => {
       expect((await c.engine.balance(acct)).available).toBe(cr(85));
       expect((await c.engine.getAccount(acct)).overage_balance).toBe(0n);
 
+      const events = await c.engine.listEvents({
+        account_id: acct,
+        types: ["adjustment.created"],
+        limit: 10,
+      });
+      expect(
+        events.map((ev) => [ev.data.adjustment_id, ev.data.direction, ev.data.amount, ev.data.reason]),
+      ).toEqual([
+        ["adj_goodwill", "add", "25", "outage credit"],
+        ["adj_fix", "remove", "40", "double grant"],
+      ]);
       const list = await listAdjustments(c.engine, acct);
       expect(list.map((a) => [a.id, a.direction, a.amount, a.reason])).toEqual([
         ["adj_fix", "remove", cr(40), "double grant"],

@@ -300,6 +300,18 @@ describeEachStore("subscriptions and cycles", (kind) => {
       const ended = await c.subs.renew(sub.id);
       expect([ended.status, iso(ended.canceled_at)]).toEqual(["canceled", "2031-03-05T00:00:00.000Z"]);
       expect(await grantsOf(c.engine, acct, "subscription")).toHaveLength(2);
+      const types = (await c.engine.listEvents({ account_id: acct, limit: 100 }))
+        .map((ev) => ev.type)
+        .filter((t) => t.startsWith("subscription."));
+      expect(types).toEqual([
+        "subscription.created",
+        "subscription.renewed",
+        "subscription.change_scheduled",
+        "subscription.changed",
+        "subscription.renewed",
+        "subscription.canceled",
+        "subscription.ended",
+      ]);
       await expectTallyError(c.subs.change(sub.id, "big"), "subscription_conflict");
       // A new subscription is possible once the old one ended; only one active at a time.
       const again = await c.subs.subscribe({ account_id: acct, plan_id: "free" });
@@ -336,6 +348,13 @@ describeEachStore("subscriptions and cycles", (kind) => {
       for (const a of accounts) {
         const g = await grantsOf(c.engine, a, "subscription");
         expect(g).toHaveLength(7);
+        // One subscription.renewed per period, exactly like the grants.
+        const renewed = await c.engine.listEvents({
+          account_id: a,
+          types: ["subscription.renewed"],
+          limit: 100,
+        });
+        expect(renewed.map((ev) => ev.data.period_index)).toEqual([0, 1, 2, 3, 4, 5, 6]);
         const carry = await grantsOf(c.engine, a, "carryover");
         expect(carry.map((x) => x.amount)).toEqual(Array(6).fill(cr(5)));
       }
