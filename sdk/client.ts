@@ -110,6 +110,7 @@ export type ErrorCode =
   | "rate_limited"
   | "payload_too_large"
   | "budget_exceeded"
+  | "subscription_conflict"
   | "internal_error";
 
 /** The one error shape of every error answer. */
