@@ -293,7 +293,9 @@ export class Subscriptions {
       const now = this.now();
       if (sub.next_renewal_at > now) break;
       const boundary = sub.next_renewal_at;
-      if (sub.next_index > 0 && sub.cancel_at_period_end) {
+      // A closed account takes no grants: its subscription ends instead of staying due forever.
+      const closed = (await this.engine.getAccount(sub.account_id)).status === "closed";
+      if ((sub.next_index > 0 && sub.cancel_at_period_end) || closed) {
         sub.status = "canceled";
         sub.canceled_at = boundary;
         sub.updated_at = now;

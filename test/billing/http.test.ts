@@ -106,6 +106,12 @@ describeEachStore("billing API", (kind) => {
       days_until_reset: 29,
       credits_balance: 2000,
     });
+    // The operator's balance read renews lazily too.
+    t.clock.set(Date.UTC(2024, 2, 1, 0, 0, 1));
+    const bal = await t.op("GET", `/v1/accounts/${acct}/balance`);
+    expect(bal.body.by_kind.subscription).toBe("2000");
+    const after = await t.op("GET", `/v1/subscriptions/${sub.body.id}`);
+    expect(after.body.period_start).toBe("2024-03-01T00:00:00.000Z");
     // Canceled at period end: no next reset.
     await t.op("POST", `/v1/subscriptions/${sub.body.id}/cancel`);
     expect(await credits()).toMatchObject({ next_reset_date: null, days_until_reset: null });

@@ -321,6 +321,11 @@ describeEachStore("subscriptions and cycles", (kind) => {
         "account_id",
       );
       expect(again.subscription.status).toBe("active");
+      // Closing the account ends its subscription at the next renewal instead of leaving it due forever.
+      await c.engine.closeAccount(acct);
+      c.clock.set(Date.UTC(2031, 3, 5));
+      expect(await c.subs.renewDue()).toBe(1);
+      expect((await c.subs.get(again.subscription.id)).status).toBe("canceled");
     });
   });
 
