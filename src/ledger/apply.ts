@@ -224,12 +224,7 @@ function setAccountOverage(
  * are in neither or both. `into.id` makes it exactly once: if that grant exists, this is a replay. Returns
  * null (and changes nothing) when nothing remains to convert.
  */
-function convertGrant(
-  w: Working,
-  grantId: string,
-  into: ConvertGrantInto,
-  now: number,
-): GrantResult | null {
+function convertGrant(w: Working, grantId: string, into: ConvertGrantInto, now: number): GrantResult | null {
   const existing = w.grants.get(into.id);
   if (existing) return { grant: { ...existing }, replay: true };
   const old = w.grants.get(grantId);

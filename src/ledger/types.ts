@@ -228,7 +228,12 @@ export type Command =
   | { type: "refund"; input: RefundInput }
   | { type: "settle"; account_id: string }
   | { type: "set_account_status"; account_id: string; status: AccountStatus }
-  | { type: "set_account_overage"; account_id: string; overage_policy: OveragePolicy; overage_limit: bigint | null }
+  | {
+      type: "set_account_overage";
+      account_id: string;
+      overage_policy: OveragePolicy;
+      overage_limit: bigint | null;
+    }
   | { type: "convert_grant"; grant_id: string; into: ConvertGrantInto };
 
 /**
