@@ -3,7 +3,7 @@
  * and plan changes; 001: the voice receptionist's allowance, per-minute rate and charged overage).
  */
 import { describe, expect, it } from "vitest";
-import { changeCarryoverId } from "../../src/billing/subscriptions.ts";
+import { changeCarryoverId, Subscriptions } from "../../src/billing/subscriptions.ts";
 import { periodStart } from "../../src/domain/cycles.ts";
 import {
   cr,
@@ -364,6 +364,62 @@ describeEachStore("subscriptions and cycles", (kind) => {
         expect(carry.map((x) => x.amount)).toEqual(Array(6).fill(cr(5)));
       }
       expect((await c.engine.audit()).ok).toBe(true);
+    });
+  });
+
+  it("a plan edit applies from each subscription's next period; periods already granted keep what they got", async () => {
+    await withFreshEngine(kind, async (e) => {
+      const c = billing(e);
+      c.clock.set(Date.UTC(2031, 4, 20));
+      await plan(c, { id: "edit", monthly_allowance: "100" });
+      const acct = await newAccount(c.engine);
+      await c.subs.subscribe({ account_id: acct, plan_id: "edit" });
+      c.clock.advance(DAY);
+      const edited = await c.plans.update("edit", { monthly_allowance: "150", name: "Edited" });
+      expect([edited.monthly_allowance, edited.name, edited.created_at]).toEqual([
+        cr(150),
+        "Edited",
+        Date.UTC(2031, 4, 20),
+      ]);
+      // A renewal of the current period again (a replay) does not conflict with the edit.
+      await c.subs.renewAccount(acct);
+      expect((await c.engine.balance(acct)).by_kind.subscription).toBe(cr(100));
+      c.clock.set(Date.UTC(2031, 5, 20));
+      const before = (await c.subs.db.activeSubscriptionOf(acct))!;
+      await c.subs.renewAccount(acct);
+      expect((await c.engine.balance(acct)).by_kind.subscription).toBe(cr(150));
+      // A renewer that crashed after the grant but before saving the subscription, and a plan edited
+      // before the retry: the retry finds the period's grant (a conflict, not a second grant) and moves on.
+      expect(await c.subs.db.lockSubscription(before.id, "crashed", Date.now() + 60_000, Date.now())).toBe(
+        true,
+      );
+      expect(await c.subs.db.saveSubscription(before, "crashed")).toBe(true);
+      await c.subs.db.unlockSubscription(before.id, "crashed");
+      await c.plans.update("edit", { monthly_allowance: "200" });
+      const retried = (await c.subs.renewAccount(acct))!;
+      expect(retried.next_index).toBe(2);
+      expect((await c.engine.balance(acct)).by_kind.subscription).toBe(cr(150));
+      expect(await grantsOf(c.engine, acct, "subscription")).toHaveLength(2);
+    });
+  });
+
+  it("a subscription's lock: a live holder makes others wait (then give up), a dead holder's expires", async () => {
+    await withFreshEngine(kind, async (e) => {
+      const c = billing(e);
+      const anchor = Date.UTC(2031, 6, 1);
+      c.clock.set(anchor);
+      await plan(c, { id: "lk", monthly_allowance: "10" });
+      const acct = await newAccount(c.engine);
+      const { subscription: sub } = await c.subs.subscribe({ account_id: acct, plan_id: "lk" });
+      const impatient = new Subscriptions(c.engine, { lockWaitMs: 200 });
+      c.clock.set(periodStart(anchor, 1));
+      expect(await c.subs.db.lockSubscription(sub.id, "alive", Date.now() + 60_000, Date.now())).toBe(true);
+      await expectTallyError(impatient.renew(sub.id), "subscription_conflict", "subscription_id");
+      expect(await grantsOf(c.engine, acct, "subscription")).toHaveLength(1);
+      // The holder died: its lock ran out; the next renewal takes it over.
+      expect(await c.subs.db.lockSubscription(sub.id, "alive", Date.now() - 1, Date.now())).toBe(true);
+      expect((await impatient.renew(sub.id)).next_index).toBe(2);
+      expect(await grantsOf(c.engine, acct, "subscription")).toHaveLength(2);
     });
   });
 
