@@ -1808,12 +1808,12 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** The statement of the cycle starting at period_start (or of [period_start, end)): opening, grants by kind, usage by service, expirations, overage and its charge, refunds, closing */
+    /** The statement of the cycle starting at period_start (default: the latest cycle), or of [period_start, end): opening, grants by kind, usage by service, expirations, overage and its charge, refunds, closing */
     get: {
       parameters: {
-        query: {
+        query?: {
           /** @description ISO 8601 time */
-          period_start: string;
+          period_start?: string;
           /** @description ISO 8601 time */
           end?: string;
           format?: "json" | "csv";

@@ -53,7 +53,7 @@ export interface Window {
 }
 
 export class Statements {
-  constructor(private readonly engine: Engine) {}
+  constructor(readonly engine: Engine) {}
 
   /** An account's cycles, newest first. */
   periods(accountId: string, limit = 100): Promise<BillingPeriodRecord[]> {

@@ -241,18 +241,21 @@ export class Subscriptions {
   }
 
   /** Brings a subscription up to date: every started period granted once (no-op when nothing is due). */
-  async renew(subId: string): Promise<SubscriptionRecord> {
+  async renew(subId: string, waitMs = this.lockWaitMs): Promise<SubscriptionRecord> {
     const sub = await this.get(subId);
     if (sub.status !== "active" || sub.next_renewal_at > this.now()) return sub;
-    return this.withLock(subId, (s, save) => this.renewLocked(s, save));
+    return this.withLock(subId, (s, save) => this.renewLocked(s, save), waitMs);
   }
 
-  /** Lazy renewal when an account is read: renews its subscription if a period has started. */
-  async renewAccount(accountId: string): Promise<SubscriptionRecord | null> {
+  /**
+   * Lazy renewal when an account is read: renews its subscription if a period has started. `waitMs`
+   * bounds how long a read waits for another process renewing the same subscription.
+   */
+  async renewAccount(accountId: string, waitMs = this.lockWaitMs): Promise<SubscriptionRecord | null> {
     const sub = await this.db.activeSubscriptionOf(accountId);
     if (!sub) return null;
     if (sub.next_renewal_at > this.now()) return sub;
-    return this.renew(sub.id);
+    return this.renew(sub.id, waitMs);
   }
 
   /** One scheduler pass: renews up to `limit` due subscriptions; returns how many it renewed. */
@@ -412,9 +415,10 @@ export class Subscriptions {
   private async withLock<T>(
     subId: string,
     fn: (sub: SubscriptionRecord, save: (s: SubscriptionRecord) => Promise<void>) => Promise<T>,
+    waitMs = this.lockWaitMs,
   ): Promise<T> {
     const holder = `${this.instance}:${++lockSeq}`;
-    const deadline = Date.now() + this.lockWaitMs;
+    const deadline = Date.now() + waitMs;
     for (let wait = 5; ; wait = Math.min(wait * 2, 100)) {
       if (await this.db.lockSubscription(subId, holder, Date.now() + this.lockTtlMs, Date.now())) break;
       if (!(await this.db.getSubscription(subId)))

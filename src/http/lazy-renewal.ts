@@ -22,13 +22,16 @@ export function lazyRenewal(subs: Subscriptions) {
   };
 }
 
+/** A read waits at most this long for another process renewing the same subscription. */
+const LAZY_WAIT_MS = 2_000;
+
 export async function renewQuietly(
   subs: Subscriptions,
   accountId: string,
   req: FastifyRequest,
 ): Promise<void> {
   try {
-    await subs.renewAccount(accountId);
+    await subs.renewAccount(accountId, LAZY_WAIT_MS);
   } catch (err) {
     req.log.warn({ err, account_id: accountId }, "lazy renewal failed");
   }

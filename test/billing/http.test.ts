@@ -188,6 +188,14 @@ describeEachStore("billing API", (kind) => {
     expect(lines[0]).toBe("section,item,credits,count,amount,currency");
     expect(lines).toContain("usage,x,130,1,,");
     expect(lines).toContain("overage_charge,0.1,30,,3.00,USD");
+    // Without period_start: the latest cycle (the Pro one, started at the change).
+    const latest = await t.op("GET", `/v1/accounts/${acct}/statement`);
+    expect([latest.status, latest.body.plan_id, latest.body.period_start]).toEqual([
+      200,
+      "voice-plus",
+      "2031-03-11T00:00:00.000Z",
+    ]);
+    expect((await t.op("GET", `/v1/accounts/acct_nobody/statement`)).status).toBe(404);
     const notCycle = await t.op(
       "GET",
       `/v1/accounts/${acct}/statement?period_start=2031-03-02T00:00:00.000Z`,

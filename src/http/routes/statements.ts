@@ -41,17 +41,25 @@ export const statementRoutes: FastifyPluginAsyncTypebox<StatementRouteDeps> = as
       schema: {
         tags: ["statements"],
         summary:
-          "The statement of the cycle starting at period_start (or of [period_start, end)): opening, grants by kind, usage by service, expirations, overage and its charge, refunds, closing",
+          "The statement of the cycle starting at period_start (default: the latest cycle), or of [period_start, end): opening, grants by kind, usage by service, expirations, overage and its charge, refunds, closing",
         params: Type.Object({ id: Id }),
         querystring: Type.Object({
-          period_start: Time,
+          period_start: Type.Optional(Time),
           end: Type.Optional(Time),
           format: Type.Optional(Type.Union([Type.Literal("json"), Type.Literal("csv")])),
         }),
       },
     },
     async (req, reply) => {
-      const start = parseTime(req.query.period_start, "period_start")!;
+      // Without period_start: the latest cycle (the current one, up to now).
+      let start = parseTime(req.query.period_start, "period_start");
+      if (start === undefined) {
+        await statements.engine.getAccount(req.params.id);
+        const [latest] = await statements.periods(req.params.id, 1);
+        if (!latest)
+          throw TallyError.validation("period_start", "is required: the account has no billing cycle");
+        start = latest.start_at;
+      }
       const end = parseTime(req.query.end, "end");
       if (end !== undefined && end - start > 400 * 86_400_000)
         throw TallyError.validation("end", "must be within 400 days of period_start");
