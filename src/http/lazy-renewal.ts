@@ -7,6 +7,7 @@ const ACCOUNT_READS = new Set([
   "/v1/accounts/:id/balance",
   "/v1/accounts/:id/grants",
   "/v1/accounts/:id/cycles",
+  "/v1/accounts/:id/statement",
 ]);
 
 /**

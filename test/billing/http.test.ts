@@ -205,6 +205,76 @@ describeEachStore("billing API", (kind) => {
     expect(badTime.status).toBe(400);
   });
 
+  it("seed 001 end to end: a receptionist plan, calls priced per started minute by the rate card, overage charged on the statement", async () => {
+    const start = Date.UTC(2032, 0, 1);
+    t.clock.set(start);
+    // The voice service: 1 credit a minute, billed per started minute; outbound calls are free (a modifier).
+    const card = (await t.op("GET", "/v1/rate-card")).body;
+    const services = {
+      ...card.services,
+      ai_call: {
+        unit: "second",
+        price: "1",
+        per: "60",
+        increment: "60",
+        modifiers: [{ key: "direction", value: "outbound", multiply: "0" }],
+      },
+    };
+    const published = await t.op("PUT", "/v1/rate-card", { services });
+    expect(published.status, JSON.stringify(published.body)).toBe(201);
+    await t.op("POST", "/v1/plans", {
+      id: "receptionist-100",
+      name: "AI Receptionist",
+      monthly_allowance: "100",
+      price: "49",
+      overage_policy: "allow",
+      overage_rate: "0.25",
+    });
+    const acct = await account();
+    await t.op("POST", "/v1/subscriptions", { account_id: acct, plan_id: "receptionist-100" });
+    // 12 inbound calls of 9 min 10 s (10 started minutes each) and one outbound call (free).
+    for (let i = 0; i < 12; i++) {
+      t.clock.advance(DAY);
+      const r = await t.op("POST", "/v1/usage", {
+        id: `${acct}-in-${i}`,
+        account_id: acct,
+        service: "ai_call",
+        quantity: 550,
+      });
+      expect([r.status, r.body.cost], JSON.stringify(r.body)).toEqual([201, "10"]);
+    }
+    const out = await t.op("POST", "/v1/usage", {
+      id: `${acct}-out`,
+      account_id: acct,
+      service: "ai_call",
+      quantity: 600,
+      metadata: { direction: "outbound" },
+    });
+    expect(out.body.cost).toBe("0");
+    t.clock.set(Date.UTC(2032, 1, 1, 0, 1));
+    const st = await t.op("GET", `/v1/accounts/${acct}/statement?period_start=2032-01-01T00:00:00.000Z`);
+    expect(st.body).toMatchObject({
+      used_total: "120",
+      overage: "20",
+      overage_billable: "20",
+      overage_rate: "0.25",
+      overage_charge: "5.00",
+      currency: "USD",
+      expired: "0",
+      closing_balance: "0",
+      reconciles: true,
+    });
+    // The free outbound call moved no credits, so it is not in the journal the statement reads.
+    expect(st.body.usage).toEqual([{ service: "ai_call", credits: "120", count: 12 }]);
+    // February: a fresh allowance; the overage stays billed in January's statement.
+    const feb = await t.op("GET", `/v1/accounts/${acct}/statement`);
+    expect(feb.body).toMatchObject({
+      period_start: "2032-02-01T00:00:00.000Z",
+      granted_total: "100",
+      overage: "0",
+    });
+  });
+
   it("the signup grant setting applies to accounts created afterwards, once", async () => {
     const put = await t.op("PUT", "/v1/settings/signup-grant", { amount: "250", expires_in_days: 14 });
     expect(put.body).toEqual({ amount: "250", expires_in_days: 14, enabled: true });
