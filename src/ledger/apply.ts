@@ -9,7 +9,7 @@ import {
   type AccountRecord,
   type AccountResult,
   type CaptureInput,
-  type ConvertGrantInto,
+  type GrantKind,
   type CreateAccountInput,
   type DebitInput,
   type GrantInput,
@@ -78,9 +78,8 @@ export function keysOf(cmds: readonly Command[]): LoadKeys {
       case "set_account_overage":
         k.accountIds.add(c.account_id);
         break;
-      case "convert_grant":
+      case "reclassify_grant":
         k.grantIds.add(c.grant_id);
-        k.grantIds.add(c.into.id);
         k.resolve.grants.add(c.grant_id);
         break;
     }
@@ -117,8 +116,8 @@ export function applyCommand(w: Working, cmd: Command, now: number): unknown {
       return setAccountStatus(w, cmd.account_id, cmd.status, now);
     case "set_account_overage":
       return setAccountOverage(w, cmd.account_id, cmd.overage_policy, cmd.overage_limit);
-    case "convert_grant":
-      return convertGrant(w, cmd.grant_id, cmd.into, now);
+    case "reclassify_grant":
+      return reclassifyGrant(w, cmd.grant_id, cmd.kind, cmd.priority, now);
   }
 }
 
@@ -219,35 +218,36 @@ function setAccountOverage(
 }
 
 /**
- * Atomically voids what remains of a grant and grants that much again as `into` (same account), so a plan
- * change can turn the old plan's unused supply into a carryover grant without a moment where the credits
- * are in neither or both. `into.id` makes it exactly once: if that grant exists, this is a replay. Returns
- * null (and changes nothing) when nothing remains to convert.
+ * Changes a live grant's kind and priority, nothing else: no credits move, so the journal and the audit
+ * are untouched, and credits later returned to it (a refund, a released hold) come back to it as to any
+ * grant. A plan change uses it to make the old plan's monthly grant a carryover that is used first until
+ * it expires at the old period's end. Setting what is already set is a replay.
  */
-function convertGrant(w: Working, grantId: string, into: ConvertGrantInto, now: number): GrantResult | null {
-  const existing = w.grants.get(into.id);
-  if (existing) return { grant: { ...existing }, replay: true };
-  const old = w.grants.get(grantId);
-  if (!old) throw TallyError.notFound("grant", grantId, "grant_id");
-  settle(w, old.account_id, now);
-  if (old.status !== "active" || old.remaining === 0n || isExpiredAt(old, now)) return null;
-  const left = old.remaining;
-  voidGrant(w, grantId, null, now);
-  return grant(
-    w,
-    {
-      id: into.id,
-      account_id: old.account_id,
-      kind: into.kind,
-      amount: left,
-      ...(into.priority !== undefined ? { priority: into.priority } : {}),
-      expires_at: into.expires_at ?? null,
-      metadata: { ...into.metadata, converted_from: grantId },
-      reference: into.reference ?? null,
-      source: into.source ?? null,
-    },
-    now,
-  );
+function reclassifyGrant(
+  w: Working,
+  grantId: string,
+  kind: GrantKind,
+  priority: number,
+  now: number,
+): GrantResult {
+  const g = w.grants.get(grantId);
+  if (!g) throw TallyError.notFound("grant", grantId, "grant_id");
+  if (g.kind === kind && g.priority === priority) return { grant: { ...g }, replay: true };
+  if (g.status !== "active" || isExpiredAt(g, now))
+    throw new TallyError(
+      "grant_not_active",
+      `grant ${grantId} is ${g.status === "active" ? "expired" : g.status}`,
+      {
+        field: "grant_id",
+        id: grantId,
+      },
+    );
+  const from = { kind: g.kind, priority: g.priority };
+  g.kind = kind;
+  g.priority = priority;
+  w.grants.touch(g.id);
+  w.emit("grant.reclassified", g.account_id, { ...grantEventData(g), priority, from }, now);
+  return { grant: { ...g }, replay: false };
 }
 
 function grant(w: Working, input: GrantInput, now: number): GrantResult {

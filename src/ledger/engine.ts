@@ -16,7 +16,7 @@ import {
   type CaptureInput,
   type CaptureResult,
   type Command,
-  type ConvertGrantInto,
+  type GrantKind,
   type OveragePolicy,
   type CreateAccountInput,
   type DebitInput,
@@ -144,12 +144,9 @@ export class Engine {
     });
   }
 
-  /**
-   * Voids what remains of a grant and grants it again as `into`, atomically (null when nothing remains).
-   * A re-run with the same `into.id` is a replay.
-   */
-  convertGrant(grantId: string, into: ConvertGrantInto): Promise<GrantResult | null> {
-    return this.run({ type: "convert_grant", grant_id: grantId, into });
+  /** Changes a live grant's kind and priority (no credits move). Setting what is set is a replay. */
+  reclassifyGrant(grantId: string, kind: GrantKind, priority: number): Promise<GrantResult> {
+    return this.run({ type: "reclassify_grant", grant_id: grantId, kind, priority });
   }
 
   grant(input: GrantInput): Promise<GrantResult> {

@@ -78,7 +78,7 @@ function laneKey(cmd: Command): string {
     case "set_account_overage":
       return cmd.account_id;
     case "void_grant":
-    case "convert_grant":
+    case "reclassify_grant":
       return cmd.grant_id;
     case "capture":
       return cmd.input.hold_id;

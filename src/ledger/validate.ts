@@ -98,13 +98,12 @@ export function validateCommand(cmd: Command): void {
         throw TallyError.validation("overage_policy", "must be block or allow");
       if (cmd.overage_limit !== null) checkAmount(cmd.overage_limit, "overage_limit", { allowZero: true });
       return;
-    case "convert_grant":
+    case "reclassify_grant":
       checkId(cmd.grant_id, "grant_id");
-      checkId(cmd.into.id, "id");
-      if (!GRANT_KINDS.includes(cmd.into.kind))
+      if (!GRANT_KINDS.includes(cmd.kind))
         throw TallyError.validation("kind", `must be one of ${GRANT_KINDS.join(", ")}`);
-      if (cmd.into.expires_at != null) checkTime(cmd.into.expires_at, "expires_at");
-      checkMetadata(cmd.into.metadata, "metadata");
+      if (!Number.isInteger(cmd.priority) || cmd.priority < 0 || cmd.priority > LIMITS.MAX_PRIORITY)
+        throw TallyError.validation("priority", `must be an integer from 0 to ${LIMITS.MAX_PRIORITY}`);
       return;
     case "set_account_status":
       checkId(cmd.account_id, "account_id");

@@ -234,8 +234,10 @@ export class PostgresStore implements Store {
       );
     if (ch.grants.updated.length)
       await c.query(
-        `UPDATE grants g SET remaining = v.remaining, status = v.status, closed_at = v.closed_at
-         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) AS v(id, remaining, status, closed_at)
+        `UPDATE grants g SET remaining = v.remaining, status = v.status, closed_at = v.closed_at, kind = v.kind,
+           priority = v.priority
+         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::int[])
+           AS v(id, remaining, status, closed_at, kind, priority)
          WHERE g.id = v.id`,
         col(
           ch.grants.updated,
@@ -243,6 +245,8 @@ export class PostgresStore implements Store {
           (g) => str(g.remaining),
           (g) => g.status,
           (g) => g.closed_at,
+          (g) => g.kind,
+          (g) => g.priority,
         ),
       );
     if (ch.holds.inserted.length)

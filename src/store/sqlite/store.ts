@@ -235,8 +235,11 @@ export class SqliteStore implements Store {
         JSON.stringify(g.metadata),
         g.request,
       );
-    const updGrant = this.s("UPDATE grants SET remaining = ?, status = ?, closed_at = ? WHERE id = ?");
-    for (const g of c.grants.updated) updGrant.run(g.remaining, g.status, g.closed_at, g.id);
+    const updGrant = this.s(
+      "UPDATE grants SET remaining = ?, status = ?, closed_at = ?, kind = ?, priority = ? WHERE id = ?",
+    );
+    for (const g of c.grants.updated)
+      updGrant.run(g.remaining, g.status, g.closed_at, g.kind, g.priority, g.id);
 
     const insHold = this.s(
       `INSERT INTO holds (id, account_id, amount, parts, status, expires_at, created_at, closed_at, captured_amount, usage_id,
