@@ -10,6 +10,8 @@ export interface ServeOptions {
   host?: string;
   /** How often the expiry sweep runs. */
   sweepIntervalMs?: number;
+  /** How often purchases are reconciled and auto-recharge rules checked. */
+  billingIntervalMs?: number;
 }
 
 export async function serve(opts: ServeOptions): Promise<FastifyInstance> {
@@ -42,12 +44,28 @@ export async function serve(opts: ServeOptions): Promise<FastifyInstance> {
   }, sweepEvery);
   timer.unref();
 
+  // Purchases: finish interrupted fulfilments, charges and refunds, expire checkouts, then auto-recharge
+  // accounts below their threshold that no commit has triggered (the scheduler's share of the work).
+  let billingBusy = false;
+  const billingTimer = setInterval(() => {
+    if (billingBusy) return;
+    billingBusy = true;
+    const { purchases, autoRecharge } = app.billing;
+    purchases
+      .reconcile()
+      .then(() => autoRecharge.sweep())
+      .catch((err: unknown) => app.log.error({ err }, "purchases scheduler failed"))
+      .finally(() => (billingBusy = false));
+  }, opts.billingIntervalMs ?? 30_000);
+  billingTimer.unref();
+
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     app.log.info({ signal }, "shutting down: finishing in-flight commits");
     clearInterval(timer);
+    clearInterval(billingTimer);
     await app.close();
     await engine.close();
     process.exit(0);

@@ -1,11 +1,12 @@
 import { Type, type FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { randomBytes } from "node:crypto";
 import { formatCredits } from "../../domain/amount.ts";
 import { seedMultipliers, SINGLE_DIMENSION, type RateCard } from "../../domain/pricing.ts";
 import type { Engine } from "../../ledger/engine.ts";
 import type { UsageRecord } from "../../ledger/types.ts";
 import type { RateCards } from "../../pricing/rate-cards.ts";
-import { formatMoney, loadPayg, parseMoneyCents, paygInfo, quote } from "../../billing/payg.ts";
+import { loadPayg, parseMoneyCents, paygInfo } from "../../billing/payg.ts";
+import type { Purchases } from "../../billing/purchases.ts";
+import { checkoutAnswer } from "./customer-purchases.ts";
 import { Cursor } from "../schemas.ts";
 import { customerRoute, principalOf, type CustomerAuth } from "../customer-auth.ts";
 
@@ -13,9 +14,8 @@ export interface CreditsDeps {
   engine: Engine;
   rateCards: RateCards;
   customerAuth: CustomerAuth;
+  purchases: Purchases;
 }
-
-const CHECKOUT_TTL_MS = 24 * 3600_000;
 
 /** Credits as a JSON number, as the seed documents them (exact up to 2^53 micro-credits). */
 function n(micros: bigint): number {
@@ -51,7 +51,7 @@ export function audioDuration(u: UsageRecord, card: RateCard): number {
  */
 export const creditsRoutes: FastifyPluginAsyncTypebox<CreditsDeps> = async (
   app,
-  { engine, rateCards, customerAuth },
+  { engine, rateCards, customerAuth, purchases },
 ) => {
   app.get(
     "/credits",
@@ -150,24 +150,9 @@ export const creditsRoutes: FastifyPluginAsyncTypebox<CreditsDeps> = async (
     },
     async (req) => {
       const { account_id } = principalOf(req);
-      const settings = await loadPayg(engine.store);
       const cents = parseMoneyCents(req.body.amount_usd, "amount_usd");
-      const credits = quote(cents, settings);
-      await engine.getAccount(account_id);
-      const now = engine.clock.now();
-      const session = {
-        id: `cs_${randomBytes(12).toString("hex")}`,
-        account_id,
-        amount_cents: cents,
-        currency: settings.currency,
-        credits,
-        status: "open" as const,
-        provider: "local",
-        created_at: now,
-        expires_at: now + CHECKOUT_TTL_MS,
-      };
-      await engine.store.insertCheckoutSession(session);
-      return { session_id: session.id, credits_to_receive: n(credits), amount_usd: formatMoney(cents) };
+      // The documented fields, plus checkout_url: where the customer pays (the provider's page).
+      return checkoutAnswer(await purchases.createCheckout(account_id, { amount_cents: cents }));
     },
   );
 };
