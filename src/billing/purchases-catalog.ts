@@ -49,7 +49,7 @@ export async function createPack(store: PurchaseStore, input: PackInput, now: nu
   if ((await store.listPacks(false, CATALOG_LIMITS.MAX_PACKS + 1)).length >= CATALOG_LIMITS.MAX_PACKS)
     throw TallyError.validation("name", `at most ${CATALOG_LIMITS.MAX_PACKS} packs may exist`);
   const pack: PackRecord = {
-    id: newId("pck", now),
+    id: newId("pack", now),
     name: input.name.trim(),
     description: input.description ?? null,
     credits: input.credits,

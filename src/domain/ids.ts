@@ -3,7 +3,31 @@ import { randomBytes } from "node:crypto";
 /** Crockford base32: sortable, no ambiguous letters. */
 const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz";
 
-export type IdPrefix = "acct" | "grt" | "use" | "hld" | "txn" | "rfd" | "key" | "usr" | "cs" | "pur" | "pck" | "pm";
+/** Every id prefix in use, one place so features do not collide. */
+export type IdPrefix =
+  | "acct" // account
+  | "grt" // grant
+  | "use" // usage
+  | "hld" // hold
+  | "txn" // journal transaction
+  | "rfd" // usage refund
+  | "key" // API key
+  | "usr" // customer user
+  | "evt" // outbox event
+  | "plan" // plan
+  | "sub" // subscription
+  | "adj" // operator adjustment
+  | "pur" // purchase
+  | "pack" // credit pack
+  | "chk" // checkout session (reserved; sessions use "cs", as the seed's Credits API shows them)
+  | "cs" // checkout session
+  | "pm" // saved payment method
+  | "prf" // purchase refund
+  | "ses" // live session
+  | "whe" // webhook endpoint
+  | "dlv" // webhook delivery
+  | "alr" // alert rule
+  | "bdg"; // budget
 
 let lastTime = 0;
 let lastRandom: Uint8Array = new Uint8Array(10);
