@@ -2,7 +2,6 @@ import { formatCredits } from "../domain/amount.ts";
 import { TallyError } from "../domain/errors.ts";
 import type { Engine } from "../ledger/engine.ts";
 import type { AutoRechargeRule, AutoRechargeState } from "../store/purchase-store.ts";
-import { appendEvents } from "./events.ts";
 import { methodOf, getPack } from "./purchases-catalog.ts";
 import type { Purchases, PurchaseSpec } from "./purchases.ts";
 import { loadPayg, loadTiers, quote } from "./payg.ts";
@@ -96,13 +95,9 @@ export class AutoRecharge {
     return r;
   }
 
-  /** Subscribes to the engine's commits (when the engine offers them); returns the unsubscribe function. */
+  /** Subscribes to the engine's commits: every account a commit changed is checked. Returns the unsubscribe. */
   attach(): () => void {
-    const source = this.engine as unknown as {
-      onCommit?: (cb: (c: { account_ids: string[] }) => void) => () => void;
-    };
-    if (typeof source.onCommit !== "function") return () => {};
-    return source.onCommit.call(this.engine, (c) => {
+    return this.engine.onCommit((c) => {
       for (const id of c.account_ids) this.trigger(id);
     });
   }
@@ -174,40 +169,32 @@ export class AutoRecharge {
     } catch (err) {
       const reason = err instanceof TallyError ? err.message : String(err);
       await store.releaseRecharge(accountId, period, reason, now);
-      await appendEvents(
-        this.engine.store,
-        [
-          {
-            type: "auto_recharge.failed",
-            account_id: accountId,
-            data: { ...base, code: "invalid_rule", reason },
-          },
-        ],
-        now,
-      );
+      await this.engine.publish([
+        {
+          type: "auto_recharge.failed",
+          account_id: accountId,
+          data: { ...base, code: "invalid_rule", reason },
+        },
+      ]);
       return { action: "failed", reason };
     }
-    const r = await this.purchases.chargeSaved(accountId, spec, method, { auto_recharge: true, ...base });
+    // auto_recharge.succeeded travels with the purchase's grant: written once, in the same transaction.
+    const r = await this.purchases.chargeSaved(accountId, spec, method, (p) => [
+      {
+        type: "auto_recharge.succeeded",
+        account_id: accountId,
+        data: {
+          ...base,
+          purchase_id: p.id,
+          credits: formatCredits(p.credits),
+          amount_cents: Number(p.amount_cents),
+          currency: p.currency,
+        },
+      },
+    ]);
     const after = this.engine.clock.now();
     if (r.status === "succeeded") {
       await store.rechargeSucceeded(accountId, after);
-      await appendEvents(
-        this.engine.store,
-        [
-          {
-            type: "auto_recharge.succeeded",
-            account_id: accountId,
-            data: {
-              ...base,
-              purchase_id: r.purchase.id,
-              credits: formatCredits(r.purchase.credits),
-              amount_cents: Number(r.purchase.amount_cents),
-              currency: r.purchase.currency,
-            },
-          },
-        ],
-        after,
-      );
       return { action: "recharged", purchase_id: r.purchase.id };
     }
     const next = await store.rechargeDeclined(
@@ -217,23 +204,19 @@ export class AutoRecharge {
       after,
       AUTO_RECHARGE_LIMITS.MAX_DECLINE_BACKOFF_MS,
     );
-    await appendEvents(
-      this.engine.store,
-      [
-        {
-          type: "auto_recharge.failed",
-          account_id: accountId,
-          data: {
-            ...base,
-            purchase_id: r.purchase.id,
-            code: r.code,
-            reason: r.message,
-            next_attempt_at: new Date(next).toISOString(),
-          },
+    await this.engine.publish([
+      {
+        type: "auto_recharge.failed",
+        account_id: accountId,
+        data: {
+          ...base,
+          purchase_id: r.purchase.id,
+          code: r.code,
+          reason: r.message,
+          next_attempt_at: new Date(next).toISOString(),
         },
-      ],
-      after,
-    );
+      },
+    ]);
     return { action: "declined", purchase_id: r.purchase.id, code: r.code, next_attempt_at: next };
   }
 

@@ -11,7 +11,7 @@ import {
   type PurchaseRecord,
   type PurchaseStore,
 } from "../store/purchase-store.ts";
-import { appendEvents, type BillingEvent } from "./events.ts";
+import type { EventDraft } from "../events/types.ts";
 import { loadPayg, loadTiers, quote } from "./payg.ts";
 import { getPack } from "./purchases-catalog.ts";
 import { LocalProvider } from "./providers/local.ts";
@@ -85,7 +85,7 @@ export class Purchases {
   readonly local: LocalProvider;
   readonly stripe: StripeProvider | null;
   readonly defaultProvider: PaymentProvider;
-  readonly publicUrl: string;
+  private publicUrl: string;
   private readonly ttlMs: number;
 
   constructor(
@@ -95,11 +95,16 @@ export class Purchases {
     this.store = purchaseStoreFor(engine.store);
     this.publicUrl = (opts.public_url ?? "http://localhost:8080").replace(/\/+$/, "");
     this.ttlMs = opts.checkout_ttl_ms ?? DEFAULT_CHECKOUT_TTL_MS;
-    this.local = new LocalProvider(this.store, engine.clock, this.publicUrl);
+    this.local = new LocalProvider(this.store, engine.clock, () => this.publicUrl);
     this.stripe = opts.stripe ? new StripeProvider(opts.stripe) : null;
     const name = opts.provider ?? (this.stripe ? "stripe" : "local");
     if (name === "stripe" && !this.stripe) throw new Error("the stripe provider needs Stripe settings");
     this.defaultProvider = name === "stripe" ? this.stripe! : this.local;
+  }
+
+  /** Tally's address as browsers reach it (checkout pages and return pages are under it). */
+  setPublicUrl(url: string): void {
+    this.publicUrl = url.replace(/\/+$/, "");
   }
 
   provider(name: string): PaymentProvider {
@@ -231,11 +236,7 @@ export class Purchases {
     if (!(await this.store.closeSession(id, "canceled", this.engine.clock.now())))
       throw notOpen(await this.getSession(id));
     const closed = await this.getSession(id);
-    await appendEvents(
-      this.engine.store,
-      [sessionEvent("checkout.canceled", closed)],
-      this.engine.clock.now(),
-    );
+    await this.engine.publish([sessionEvent("checkout.canceled", closed)]);
     return closed;
   }
 
@@ -300,18 +301,13 @@ export class Purchases {
       refunded_at: null,
       updated_at: s.paid_at,
     };
-    const g = await this.grantFor(p);
+    // purchase.completed is written with the grant, in its transaction: once, never on a replay.
+    const g = await this.grantFor(p, [purchaseEvent("purchase.completed", p)]);
     await this.store.insertPurchase(p);
-    if (!g.replay)
-      await appendEvents(
-        this.engine.store,
-        [purchaseEvent("purchase.completed", p)],
-        this.engine.clock.now(),
-      );
     return { purchase: (await this.store.getPurchase(purchaseId))!, replay: g.replay };
   }
 
-  private grantFor(p: PurchaseRecord) {
+  private grantFor(p: PurchaseRecord, events: EventDraft[]) {
     const metadata: Metadata = { purchase_id: p.id };
     if (p.checkout_session_id) metadata.checkout_session_id = p.checkout_session_id;
     if (p.pack_id) metadata.pack_id = p.pack_id;
@@ -324,6 +320,7 @@ export class Purchases {
       source: p.source === "checkout" ? "purchase" : "auto_recharge",
       reference: p.id,
       metadata,
+      events,
     });
   }
 
@@ -335,7 +332,7 @@ export class Purchases {
     accountId: string,
     spec: PurchaseSpec,
     method: PaymentMethodRecord,
-    extra: Metadata = {},
+    extra: (p: PurchaseRecord) => EventDraft[] = () => [],
   ): Promise<
     | { status: "succeeded"; purchase: PurchaseRecord }
     | { status: "declined"; purchase: PurchaseRecord; code: string; message: string }
@@ -376,7 +373,7 @@ export class Purchases {
     p: PurchaseRecord,
     method: PaymentMethodRecord,
     description: string,
-    extra: Metadata,
+    extra: (p: PurchaseRecord) => EventDraft[],
   ): Promise<
     | { status: "succeeded"; purchase: PurchaseRecord }
     | { status: "declined"; purchase: PurchaseRecord; code: string; message: string }
@@ -394,16 +391,10 @@ export class Purchases {
       await this.store.markPurchaseFailed(p.id, `${result.code}: ${result.message}`, now);
       return { status: "declined", purchase: (await this.store.getPurchase(p.id))!, ...pick(result) };
     }
-    const g = await this.grantFor(p);
+    const paid = { ...p, status: "paid" as const, payment_ref: result.payment_ref };
+    await this.grantFor(paid, [purchaseEvent("purchase.completed", paid), ...extra(paid)]);
     await this.store.markPurchasePaid(p.id, result.payment_ref, now);
-    const done = (await this.store.getPurchase(p.id))!;
-    if (!g.replay)
-      await appendEvents(
-        this.engine.store,
-        [purchaseEvent("purchase.completed", done, extra)],
-        this.engine.clock.now(),
-      );
-    return { status: "succeeded", purchase: done };
+    return { status: "succeeded", purchase: (await this.store.getPurchase(p.id))! };
   }
 
   async getPurchase(id: string): Promise<PurchaseRecord> {
@@ -462,7 +453,7 @@ export class Purchases {
       )
     ) {
       const done = (await this.store.getPurchase(p.id))!;
-      await appendEvents(this.engine.store, [purchaseEvent("purchase.refunded", done)], now);
+      await this.engine.publish([purchaseEvent("purchase.refunded", done)]);
       return done;
     }
     return this.getPurchase(p.id);
@@ -486,7 +477,7 @@ export class Purchases {
       } else if (p.payment_method_id) {
         const method = await this.store.getMethod(p.payment_method_id);
         if (!method) await this.store.markPurchaseFailed(p.id, "the payment method no longer exists", now);
-        else await this.finishCharge(p, method, `${formatCredits(p.credits)} credits`, {});
+        else await this.finishCharge(p, method, `${formatCredits(p.credits)} credits`, () => []);
         out.charges++;
       }
     }
@@ -512,7 +503,7 @@ function sameHex(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-export function purchaseEvent(type: string, p: PurchaseRecord, extra: Metadata = {}): BillingEvent {
+export function purchaseEvent(type: string, p: PurchaseRecord, extra: Metadata = {}): EventDraft {
   return {
     type,
     account_id: p.account_id,
@@ -531,7 +522,7 @@ export function purchaseEvent(type: string, p: PurchaseRecord, extra: Metadata =
   };
 }
 
-function sessionEvent(type: string, s: CheckoutRecord): BillingEvent {
+function sessionEvent(type: string, s: CheckoutRecord): EventDraft {
   return {
     type,
     account_id: s.account_id,

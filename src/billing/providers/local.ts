@@ -35,7 +35,8 @@ export class LocalProvider implements PaymentProvider {
   constructor(
     private readonly store: PurchaseStore,
     private readonly clock: Clock,
-    private readonly publicUrl: string,
+    /** Tally's public address, read at each checkout (it may be known only once the server listens). */
+    private readonly publicUrl: () => string,
   ) {}
 
   async createCheckout(req: CheckoutRequest): Promise<CheckoutCreated> {
@@ -43,7 +44,7 @@ export class LocalProvider implements PaymentProvider {
     const secret = randomBytes(24).toString("base64url");
     return {
       provider_ref: req.session_id,
-      url: `${this.publicUrl}/checkout/${req.session_id}?token=${secret}`,
+      url: `${this.publicUrl()}/checkout/${req.session_id}?token=${secret}`,
       secret,
     };
   }
