@@ -114,7 +114,7 @@ export async function addMethod(
   } else if (input.provider === "stripe") {
     if (!input.customer_ref || !/^cus_[A-Za-z0-9]{1,200}$/.test(input.customer_ref))
       throw TallyError.validation("customer_ref", "must be a Stripe customer id (cus_…)");
-    if (!/^(pm|card|src)_[A-Za-z0-9]{1,200}$/.test(input.method_ref))
+    if (!/^(pm|card|src)_[A-Za-z0-9_]{1,200}$/.test(input.method_ref))
       throw TallyError.validation("method_ref", "must be a Stripe payment method id (pm_…)");
   } else throw TallyError.validation("provider", "must be local or stripe");
   if ((await store.countMethods(accountId)) >= CATALOG_LIMITS.MAX_METHODS_PER_ACCOUNT)

@@ -425,6 +425,12 @@ export class Purchases {
   }
 
   private async finishRefund(p: PurchaseRecord): Promise<PurchaseRecord> {
+    // A refund must not be followed by an automatic purchase: the account's auto-recharge pauses first.
+    await this.store.pauseRule(
+      p.account_id,
+      `paused by the refund of purchase ${p.id}`,
+      this.engine.clock.now(),
+    );
     try {
       await this.engine.voidGrant(p.grant_id, `refund of purchase ${p.id}`);
     } catch (err) {

@@ -416,7 +416,7 @@ export class PurchaseStore {
            credits_expire_at, grant_id, provider, payment_method_id, payment_ref, status, failure_reason,
            refunded_cents, refunded_credits, refund_ref, refund_reason, created_at, paid_at, refunded_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO NOTHING`,
+         ON CONFLICT DO NOTHING`,
         [
           p.id,
           p.account_id,
@@ -663,6 +663,16 @@ export class PurchaseStore {
   async getRule(accountId: string): Promise<AutoRechargeState | null> {
     const rows = await this.sql.all("SELECT * FROM auto_recharge WHERE account_id = ?", [accountId]);
     return rows[0] ? rowToRule(rows[0]) : null;
+  }
+
+  /** Turns the rule off, saying why (kept with its state; putting the rule again turns it back on). */
+  async pauseRule(accountId: string, reason: string, now: number): Promise<boolean> {
+    return (
+      (await this.sql.run(
+        "UPDATE auto_recharge SET enabled = 0, last_failure_reason = ?, updated_at = ? WHERE account_id = ? AND enabled = 1",
+        [reason, now, accountId],
+      )) === 1
+    );
   }
 
   async deleteRule(accountId: string): Promise<boolean> {
