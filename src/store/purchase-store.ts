@@ -773,8 +773,9 @@ export class PurchaseStore {
   }
 
   /**
-   * Refunds part of a local payment once per reference: the refund row and the payment's refunded total
-   * change together only if the total stays within the payment. Returns the refund id, or null if refused.
+   * Refunds part of a local payment once per reference: the refund row is claimed first (unique reference),
+   * then the payment's refunded total grows only if it stays within the payment (else the claim is undone).
+   * Returns the refund id (the existing one for a repeated reference), or null if refused.
    */
   async refundLocalPayment(
     paymentId: string,
@@ -783,28 +784,22 @@ export class PurchaseStore {
     amountCents: bigint,
     now: number,
   ): Promise<string | null> {
-    const existing = await this.sql.all("SELECT id FROM local_refunds WHERE reference = ?", [reference]);
-    if (existing[0]) return String(existing[0].id);
-    const changed = await this.sql.run(
-      "UPDATE local_payments SET refunded_cents = refunded_cents + ? WHERE id = ? AND refunded_cents + ? <= amount_cents",
-      [amountCents, paymentId, amountCents],
-    );
-    if (changed !== 1) return null;
     const inserted = await this.sql.run(
       `INSERT INTO local_refunds (id, payment_id, reference, amount_cents, created_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (reference) DO NOTHING`,
       [refundId, paymentId, reference, amountCents, now],
     );
     if (inserted !== 1) {
-      // Another caller refunded this reference at the same moment: undo ours, answer theirs.
-      await this.sql.run("UPDATE local_payments SET refunded_cents = refunded_cents - ? WHERE id = ?", [
-        amountCents,
-        paymentId,
-      ]);
       const rows = await this.sql.all("SELECT id FROM local_refunds WHERE reference = ?", [reference]);
-      return String(rows[0]!.id);
+      return rows[0] ? String(rows[0].id) : null;
     }
-    return refundId;
+    const changed = await this.sql.run(
+      "UPDATE local_payments SET refunded_cents = refunded_cents + ? WHERE id = ? AND refunded_cents + ? <= amount_cents",
+      [amountCents, paymentId, amountCents],
+    );
+    if (changed === 1) return refundId;
+    await this.sql.run("DELETE FROM local_refunds WHERE id = ?", [refundId]);
+    return null;
   }
 }
 

@@ -7,6 +7,7 @@ import { loadTiers, parseMoneyCents, saveTiers, tierInfo } from "../../billing/p
 import { addMethod, createPack, getPack, methodOf, updatePack } from "../../billing/purchases-catalog.ts";
 import type { Purchases } from "../../billing/purchases.ts";
 import { Credits, Cursor, Id, Limit } from "../schemas.ts";
+import { emptyBodyIsObject } from "./keys.ts";
 import {
   methodJson,
   Money,
@@ -33,7 +34,10 @@ export const PackBody = Type.Object(
     credits: Credits,
     price_usd: Money,
     currency: Type.Optional(Type.String({ minLength: 3, maxLength: 3 })),
-    expires_after_days: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 3650 }), Type.Null()])),
+    // Range checked by the handler: with type coercion, a schema minimum would turn 0 into null (never).
+    expires_after_days: Type.Optional(
+      Type.Union([Type.Integer({ description: "1 to 3650 days; null: never expires" }), Type.Null()]),
+    ),
     active: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
@@ -233,15 +237,14 @@ export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRouteDeps> = asyn
         tags,
         summary: "Refund a purchase: void what is left of its credits, return the matching money",
         params: Params,
-        body: Type.Optional(
-          Type.Object(
-            { reason: Type.Optional(Type.String({ maxLength: 500 })) },
-            { additionalProperties: false },
-          ),
+        body: Type.Object(
+          { reason: Type.Optional(Type.String({ maxLength: 500 })) },
+          { additionalProperties: false },
         ),
       },
+      preValidation: emptyBodyIsObject,
     },
-    async (req) => purchaseJson(await purchases.refund(req.params.id, req.body?.reason ?? null)),
+    async (req) => purchaseJson(await purchases.refund(req.params.id, req.body.reason ?? null)),
   );
 
   // ---------- checkout sessions ----------
