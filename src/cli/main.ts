@@ -7,6 +7,7 @@ import { GRANT_KINDS, type GrantKind, type Metadata, type OveragePolicy } from "
 import { DEFAULT_DATABASE_URL, openStore } from "../store/open.ts";
 import { print } from "./format.ts";
 import { CustomerAuth, SCOPES, type Scope } from "../http/customer-auth.ts";
+import { PURCHASES_HELP, purchasesCommand } from "./purchases.ts";
 
 const HELP = `tally — credits ledger
 
@@ -27,6 +28,7 @@ Commands:
   balance ACCOUNT_ID [--at ISO]
   sweep                                   write off expired grants and holds
   audit                                   recompute everything from the journal; exit 1 on any discrepancy
+${PURCHASES_HELP}
 
 Options: --json (one line of JSON), --database-url URL (default: $DATABASE_URL or ${DEFAULT_DATABASE_URL})
 Amounts are in credits (up to 6 decimals).`;
@@ -53,6 +55,9 @@ async function main(argv: string[]): Promise<number> {
       name: { type: "string" },
       scopes: { type: "string" },
       at: { type: "string" },
+      reason: { type: "string" },
+      currency: { type: "string" },
+      "expires-days": { type: "string" },
     },
   });
   const [command, sub, ...rest] = positionals;
@@ -177,6 +182,14 @@ async function main(argv: string[]): Promise<number> {
             );
         }
         return report.ok ? 0 : 1;
+      }
+      case "packs":
+      case "purchases":
+      case "auto-recharge": {
+        const out = await purchasesCommand(engine, command, sub, rest, values);
+        if (typeof out === "string") return usage(out);
+        print(out, json);
+        return 0;
       }
       default:
         console.error(`unknown command: ${command}\n\n${HELP}`);

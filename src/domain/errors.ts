@@ -19,7 +19,6 @@ export const ERROR_CODES = [
   "budget_exceeded",
   "checkout_not_open",
   "purchase_not_refundable",
-  "payment_declined",
   "payment_provider_error",
   "internal_error",
 ] as const;

@@ -18,7 +18,6 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   refund_exceeds_usage: 409,
   checkout_not_open: 409,
   purchase_not_refundable: 409,
-  payment_declined: 402,
   payment_provider_error: 502,
   payload_too_large: 413,
   rate_limited: 429,
