@@ -43,7 +43,7 @@ CREATE TABLE purchases (
   updated_at ${int} NOT NULL
 );
 CREATE INDEX purchases_account ON purchases (account_id, id);
-CREATE INDEX purchases_pending ON purchases (created_at) WHERE status IN ('pending', 'refunding');
+CREATE INDEX purchases_pending ON purchases (updated_at) WHERE status IN ('pending', 'refunding');
 CREATE TABLE credit_packs (
   id TEXT PRIMARY KEY,
   name TEXT NOT NULL,

@@ -520,10 +520,10 @@ export class PurchaseStore {
     );
   }
 
-  /** Purchases left pending or refunding since before `before` (interrupted work to finish). */
+  /** Purchases left pending or refunding, untouched since before `before` (interrupted work to finish). */
   async stalePurchases(before: number, limit: number): Promise<PurchaseRecord[]> {
     const rows = await this.sql.all(
-      "SELECT * FROM purchases WHERE status IN ('pending', 'refunding') AND created_at < ? ORDER BY created_at LIMIT ?",
+      "SELECT * FROM purchases WHERE status IN ('pending', 'refunding') AND updated_at < ? ORDER BY updated_at LIMIT ?",
       [before, limit],
     );
     return rows.map(rowToPurchase);
