@@ -148,6 +148,9 @@ export class AutoRecharge {
     if (rule.next_attempt_at > now) return { action: "none", reason: "cooling down" };
     if (rule.period_key === period && rule.count_in_period >= rule.max_per_period)
       return { action: "none", reason: "maximum per period reached" };
+    // Nobody is charged for an account that takes no usage (suspended) or no credits at all (closed).
+    const account = await this.engine.getAccount(accountId);
+    if (account.status !== "active") return { action: "none", reason: `the account is ${account.status}` };
     const balance = await this.engine.balance(accountId);
     if (balance.available >= rule.threshold) return { action: "none", reason: "above the threshold" };
     const count = await store.claimRecharge(accountId, period, now, AUTO_RECHARGE_LIMITS.LEASE_MS);

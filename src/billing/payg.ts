@@ -38,6 +38,13 @@ export async function savePayg(store: Store, s: PaygSettings): Promise<void> {
     throw TallyError.validation("max_amount_usd", "must be at least min_amount_usd, which must be positive");
   if (!/^[A-Z]{3}$/.test(s.currency))
     throw TallyError.validation("currency", "must be a 3-letter ISO 4217 code");
+  // Bulk tiers must stay above the base rate, or a bigger purchase would buy less per dollar.
+  const tiers = await loadTiers(store);
+  if (tiers.some((t) => t.credits_per_dollar <= s.credits_per_dollar))
+    throw TallyError.validation(
+      "credits_per_dollar",
+      "must stay below every bulk tier's credits_per_dollar (change the tiers first)",
+    );
   await store.putSetting(
     KEY,
     JSON.stringify({

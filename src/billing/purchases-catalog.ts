@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { TallyError } from "../domain/errors.ts";
 import { newId } from "../domain/ids.ts";
 import { isLocalTestCard, LOCAL_TEST_CARDS } from "./providers/local.ts";
@@ -148,9 +147,4 @@ export async function methodOf(
   if (!m || m.account_id !== accountId || m.removed_at !== null)
     throw TallyError.notFound("payment method", id, "payment_method_id");
   return m;
-}
-
-/** A random token (for tests of secrets and ids that must not be guessed). */
-export function token(bytes = 16): string {
-  return randomBytes(bytes).toString("base64url");
 }

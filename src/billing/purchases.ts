@@ -144,8 +144,9 @@ export class Purchases {
   /** Opens a checkout session with the default provider; the customer pays at `url`. */
   async createCheckout(accountId: string, spec: PurchaseSpec, field?: string): Promise<CheckoutRecord> {
     const priced = await this.price(spec, field);
+    // A suspended account may still buy credits (the ledger grants to it); a closed one takes nothing.
     const account = await this.engine.getAccount(accountId);
-    if (account.status !== "active")
+    if (account.status === "closed")
       throw new TallyError("account_not_active", `account ${accountId} is ${account.status}`, {
         field: "account_id",
         status: account.status,

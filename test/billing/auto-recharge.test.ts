@@ -307,6 +307,20 @@ describeEachStore("auto-recharge", (kind) => {
     expect((await t.as(secret, "GET", "/api/v1/credits")).body.payg_balance).toBe(750000);
   });
 
+  it("a suspended or closed account is never charged", async () => {
+    const { acct, pm, pack } = await setup(5);
+    await t.op("POST", `/v1/accounts/${acct}/suspend`);
+    await rule(acct, { threshold: 100, pack_id: pack, payment_method_id: pm, cooldown_seconds: 0 });
+    expect(await t.autoRecharge.check(acct)).toEqual({ action: "none", reason: "the account is suspended" });
+    await t.op("POST", `/v1/accounts/${acct}/close`);
+    await t.autoRecharge.sweep();
+    expect(await purchasesOf(acct)).toHaveLength(0);
+    // A closed account cannot open a checkout either.
+    const r = await t.op("POST", `/v1/accounts/${acct}/checkout-sessions`, { amount_usd: 5 });
+    expect(r.status).toBe(409);
+    expect(r.body.error.code).toBe("account_not_active");
+  });
+
   it("bad rules are refused with the field at fault and change nothing", async () => {
     const { acct, secret, pm, pack } = await setup(10);
     const other = await setup(10);

@@ -156,6 +156,15 @@ describeEachStore("packs, tiers and where purchased credits stand", (kind) => {
       expect(r.body.error.field).toMatch(/^tiers\.\d\./);
     }
     expect((await t.op("GET", "/v1/payg/tiers")).body.data).toHaveLength(2);
+    // Nor may the base rate rise to a tier's.
+    const base = await t.op("PUT", "/v1/payg", {
+      credits_per_dollar: 8000,
+      min_amount_usd: 1,
+      max_amount_usd: 1000,
+      currency: "USD",
+    });
+    expect(base.status).toBe(400);
+    expect(base.body.error.field).toBe("credits_per_dollar");
     expect((await t.op("PUT", "/v1/payg/tiers", { tiers: [] })).body.data).toEqual([]);
     expect(await quote(500)).toBe(3750000);
   });

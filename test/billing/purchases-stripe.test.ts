@@ -2,6 +2,7 @@ import Stripe from "stripe";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { describeEachStore } from "../support/stores.ts";
 import { FakeStripe } from "./fake-stripe.ts";
+import { Purchases } from "../../src/billing/purchases.ts";
 import { useBillingServer } from "./harness.ts";
 
 const WEBHOOK_SECRET = "whsec_test_tally_secret";
@@ -174,6 +175,24 @@ describeEachStore("purchases through Stripe (official SDK, signed webhooks, no n
     );
     expect(unpaid.body.ignored).toBe("checkout.session.completed");
     expect((await t.engine.balance(acct)).available).toBe(0n);
+  });
+
+  it("Stripe refusing the call (a wrong key) is a 502 payment_provider_error, and no session is recorded", async () => {
+    const { acct } = await t.customer();
+    const wrong = new Purchases(t.engine, {
+      stripe: { secret_key: "sk_test_wrong", webhook_secret: WEBHOOK_SECRET, api_base: fake.url },
+    });
+    await expect(wrong.createCheckout(acct, { amount_cents: 500n })).rejects.toMatchObject({
+      code: "payment_provider_error",
+      details: { provider: "stripe" },
+    });
+    expect((await t.purchases.store.listSessions(acct, undefined, 10)).data).toHaveLength(0);
+    const unreachable = new Purchases(t.engine, {
+      stripe: { secret_key: "sk_test_tally", webhook_secret: WEBHOOK_SECRET, api_base: "http://127.0.0.1:9" },
+    });
+    await expect(unreachable.createCheckout(acct, { amount_cents: 500n })).rejects.toMatchObject({
+      code: "payment_provider_error",
+    });
   });
 
   it("checkout.session.expired closes the session", async () => {
