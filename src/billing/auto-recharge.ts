@@ -17,6 +17,9 @@ export const AUTO_RECHARGE_LIMITS = {
   SWEEP_PAGE: 200,
 } as const;
 
+const RULE_CACHE_MS = 30_000;
+const RULE_CACHE_MAX = 100_000;
+
 /** The period "maximum per period" counts in: the calendar month, UTC ("2026-11"). */
 export function periodKey(now: number): string {
   return new Date(now).toISOString().slice(0, 7);
@@ -86,6 +89,7 @@ export class AutoRecharge {
         `must be from 1 to ${L.MAX_DECLINE_BACKOFF_MS / 1000} seconds`,
       );
     await store.putRule(input, this.engine.clock.now());
+    this.rememberNoRule(input.account_id, input.enabled);
     return (await store.getRule(input.account_id))!;
   }
 
@@ -93,6 +97,30 @@ export class AutoRecharge {
     const r = await this.purchases.store.getRule(accountId);
     if (!r) throw TallyError.notFound("auto-recharge rule", accountId, "account_id");
     return r;
+  }
+
+  /**
+   * Which accounts have no enabled rule, remembered for RULE_CACHE_MS of real time: commits touch many
+   * accounts, most without auto-recharge, and the debit path must not pay a read for each. A rule put or
+   * removed here is known at once; one changed on another node within RULE_CACHE_MS (and the scheduler's
+   * sweep, which reads the table, covers that gap).
+   */
+  private readonly noRule = new Map<string, number>();
+
+  private rememberNoRule(accountId: string, has: boolean): void {
+    if (has) {
+      this.noRule.delete(accountId);
+      return;
+    }
+    if (this.noRule.size >= RULE_CACHE_MAX) this.noRule.delete(this.noRule.keys().next().value!);
+    this.noRule.set(accountId, Date.now() + RULE_CACHE_MS);
+  }
+
+  /** Removes an account's rule; false if it had none. */
+  async deleteRule(accountId: string): Promise<boolean> {
+    const removed = await this.purchases.store.deleteRule(accountId);
+    this.rememberNoRule(accountId, false);
+    return removed;
   }
 
   /** Subscribes to the engine's commits: every account a commit changed is checked. Returns the unsubscribe. */
@@ -111,6 +139,11 @@ export class AutoRecharge {
    * trigger during a check runs one more check after it (the database decides across processes).
    */
   trigger(accountId: string): void {
+    const until = this.noRule.get(accountId);
+    if (until !== undefined) {
+      if (until > Date.now()) return;
+      this.noRule.delete(accountId);
+    }
     if (this.running.has(accountId)) {
       this.again.add(accountId);
       return;
@@ -140,6 +173,7 @@ export class AutoRecharge {
   async check(accountId: string): Promise<CheckOutcome> {
     const store = this.purchases.store;
     const rule = await store.getRule(accountId);
+    this.rememberNoRule(accountId, !!rule?.enabled);
     if (!rule || !rule.enabled) return { action: "none", reason: "no enabled rule" };
     const now = this.engine.clock.now();
     const period = periodKey(now);

@@ -129,7 +129,7 @@ export const customerPurchaseRoutes: FastifyPluginAsyncTypebox<CustomerPurchaseD
     { ...manage, schema: { tags, summary: "Turn auto-recharge off (remove the rule)" } },
     async (req) => {
       const { account_id } = principalOf(req);
-      if (!(await store.deleteRule(account_id)))
+      if (!(await autoRecharge.deleteRule(account_id)))
         throw TallyError.notFound("auto-recharge rule", account_id, "account_id");
       return { account_id, removed: true };
     },

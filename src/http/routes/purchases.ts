@@ -332,7 +332,7 @@ export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRouteDeps> = asyn
     "/accounts/:id/auto-recharge",
     { schema: { tags, summary: "Remove an account's auto-recharge rule", params: Params } },
     async (req) => {
-      if (!(await store.deleteRule(req.params.id)))
+      if (!(await autoRecharge.deleteRule(req.params.id)))
         throw TallyError.notFound("auto-recharge rule", req.params.id, "id");
       return { account_id: req.params.id, removed: true };
     },
