@@ -470,22 +470,44 @@ export class Purchases {
    * Finishes work a crash interrupted and closes what is due: paid sessions without their grant, charges
    * left pending, refunds left half-done, open sessions past their expiry. Run by the scheduler.
    */
-  async reconcile(): Promise<{ fulfilled: number; charges: number; refunds: number; expired: number }> {
+  async reconcile(): Promise<{
+    fulfilled: number;
+    charges: number;
+    refunds: number;
+    expired: number;
+    errors: { id: string; error: string }[];
+  }> {
     const now = this.engine.clock.now();
-    const out = { fulfilled: 0, charges: 0, refunds: 0, expired: 0 };
-    for (const s of await this.store.unfulfilledSessions(RECONCILE_LIMIT)) {
-      await this.completePaid(s);
-      out.fulfilled++;
-    }
+    const out = {
+      fulfilled: 0,
+      charges: 0,
+      refunds: 0,
+      expired: 0,
+      errors: [] as { id: string; error: string }[],
+    };
+    // One item's failure (a closed account, the provider down) must not keep the others waiting.
+    const attempt = async (id: string, f: () => Promise<unknown>): Promise<boolean> => {
+      try {
+        await f();
+        return true;
+      } catch (err) {
+        out.errors.push({ id, error: err instanceof Error ? err.message : String(err) });
+        return false;
+      }
+    };
+    for (const s of await this.store.unfulfilledSessions(RECONCILE_LIMIT))
+      if (await attempt(s.id, () => this.completePaid(s))) out.fulfilled++;
     for (const p of await this.store.stalePurchases(now - RECONCILE_AFTER_MS, RECONCILE_LIMIT)) {
       if (p.status === "refunding") {
-        await this.finishRefund(p);
-        out.refunds++;
+        if (await attempt(p.id, () => this.finishRefund(p))) out.refunds++;
       } else if (p.payment_method_id) {
-        const method = await this.store.getMethod(p.payment_method_id);
-        if (!method) await this.store.markPurchaseFailed(p.id, "the payment method no longer exists", now);
-        else await this.finishCharge(p, method, `${formatCredits(p.credits)} credits`, () => []);
-        out.charges++;
+        const methodId = p.payment_method_id;
+        const ok = await attempt(p.id, async () => {
+          const method = await this.store.getMethod(methodId);
+          if (!method) await this.store.markPurchaseFailed(p.id, "the payment method no longer exists", now);
+          else await this.finishCharge(p, method, `${formatCredits(p.credits)} credits`, () => []);
+        });
+        if (ok) out.charges++;
       }
     }
     out.expired = await this.store.expireSessions(now, 1000);

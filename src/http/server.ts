@@ -53,7 +53,10 @@ export async function serve(opts: ServeOptions): Promise<FastifyInstance> {
     const { purchases, autoRecharge } = app.billing;
     purchases
       .reconcile()
-      .then(() => autoRecharge.sweep())
+      .then((r) => {
+        if (r.errors.length > 0) app.log.warn({ errors: r.errors.slice(0, 20) }, "purchases left to retry");
+        return autoRecharge.sweep();
+      })
       .catch((err: unknown) => app.log.error({ err }, "purchases scheduler failed"))
       .finally(() => (billingBusy = false));
   }, opts.billingIntervalMs ?? 30_000);

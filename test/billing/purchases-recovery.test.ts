@@ -87,6 +87,19 @@ describeEachStore("purchases reconciliation", (kind) => {
     expect((await t.engine.audit()).ok).toBe(true);
   });
 
+  it("one item that cannot be finished (its account closed) does not stop the others", async () => {
+    const a = await t.customer();
+    const b = await t.customer();
+    const sa = await t.purchases.createCheckout(a.acct, { amount_cents: 100n });
+    const sb = await t.purchases.createCheckout(b.acct, { amount_cents: 100n });
+    await t.purchases.store.markSessionPaid(sa.id, "lpay_a", t.clock.now());
+    await t.purchases.store.markSessionPaid(sb.id, "lpay_b", t.clock.now());
+    await t.op("POST", `/v1/accounts/${a.acct}/close`);
+    const r = await t.purchases.reconcile();
+    expect(r.errors.map((e) => e.id)).toContain(sa.id);
+    expect((await t.engine.balance(b.acct)).available).toBe(7_500n * C);
+  });
+
   it("open sessions past their expiry are expired by the reconciler", async () => {
     const { acct } = await t.customer();
     const s = await t.purchases.createCheckout(acct, { amount_cents: 100n });
