@@ -1638,6 +1638,7 @@ export interface paths {
             /** @description an amount of money in the currency's unit, at most 2 decimals (25, "25.50") */
             amount_usd?: number | string;
             pack_id?: string;
+            save_payment_method?: boolean;
           };
         };
       };
@@ -2278,6 +2279,7 @@ export interface paths {
         content: {
           "application/json": {
             amount_usd: number | string;
+            save_payment_method?: boolean;
           };
         };
       };
@@ -2340,7 +2342,7 @@ export interface paths {
     };
     get?: never;
     put?: never;
-    /** Buy a pack: open a checkout session */
+    /** Buy a pack: open a checkout session (save_payment_method keeps the card for auto-recharge) */
     post: {
       parameters: {
         query?: never;
@@ -2350,7 +2352,13 @@ export interface paths {
         };
         cookie?: never;
       };
-      requestBody?: never;
+      requestBody: {
+        content: {
+          "application/json": {
+            save_payment_method?: boolean;
+          };
+        };
+      };
       responses: {
         /** @description Default Response */
         200: {

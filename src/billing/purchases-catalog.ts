@@ -133,7 +133,9 @@ export async function addMethod(
     created_at: now,
     removed_at: null,
   };
-  await store.insertMethod(m);
+  // Saving the same method twice keeps one: the second answer is the first record.
+  if (!(await store.insertMethod(m)))
+    return (await store.findMethod(accountId, input.provider, input.method_ref)) ?? m;
   return m;
 }
 

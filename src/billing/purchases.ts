@@ -13,7 +13,7 @@ import {
 } from "../store/purchase-store.ts";
 import type { EventDraft } from "../events/types.ts";
 import { loadPayg, loadTiers, quote } from "./payg.ts";
-import { getPack } from "./purchases-catalog.ts";
+import { addMethod, getPack } from "./purchases-catalog.ts";
 import { LocalProvider } from "./providers/local.ts";
 import { StripeProvider, type StripeNotice, type StripeSettings } from "./providers/stripe.ts";
 import type { PaymentProvider } from "./providers/types.ts";
@@ -141,9 +141,17 @@ export class Purchases {
     };
   }
 
-  /** Opens a checkout session with the default provider; the customer pays at `url`. */
-  async createCheckout(accountId: string, spec: PurchaseSpec, field?: string): Promise<CheckoutRecord> {
-    const priced = await this.price(spec, field);
+  /**
+   * Opens a checkout session with the default provider; the customer pays at `url`. With
+   * `save_payment_method`, the payment method is saved on payment, for auto-recharge.
+   */
+  async createCheckout(
+    accountId: string,
+    spec: PurchaseSpec,
+    opts: { field?: string; save_payment_method?: boolean } = {},
+  ): Promise<CheckoutRecord> {
+    const priced = await this.price(spec, opts.field);
+    const save = opts.save_payment_method ?? false;
     // A suspended account may still buy credits (the ledger grants to it); a closed one takes nothing.
     const account = await this.engine.getAccount(accountId);
     if (account.status === "closed")
@@ -164,6 +172,7 @@ export class Purchases {
       success_url: `${this.publicUrl}/checkout/${id}/done`,
       cancel_url: `${this.publicUrl}/checkout/${id}/canceled`,
       expires_at: expiresAt,
+      save_payment_method: save,
     });
     const session: CheckoutRecord = {
       id,
@@ -183,6 +192,7 @@ export class Purchases {
       paid_at: null,
       payment_ref: null,
       closed_at: null,
+      save_method: save,
     };
     // The row is written once the provider has the session: nobody can pay before the URL is answered.
     await this.store.insertSession(session);
@@ -227,7 +237,10 @@ export class Purchases {
       if (s.status !== "paid") throw notOpen(s);
     }
     await this.local.payCheckout(id, s.account_id, s.amount_cents, s.currency);
-    return this.completePaid(await this.getSession(id));
+    const done = await this.completePaid(await this.getSession(id));
+    if (s.save_method)
+      await this.saveMethod(s.account_id, "local", null, "succeeds", "test card saved at checkout");
+    return done;
   }
 
   /** The person gave up on the local checkout page. */
@@ -260,7 +273,37 @@ export class Purchases {
       );
     // Stripe took the money: that wins over a session Tally had seen expire meanwhile.
     if (s.status !== "paid") await this.store.markSessionPaid(s.id, notice.payment_ref, now, true);
-    return this.completePaid(await this.getSession(s.id));
+    const done = await this.completePaid(await this.getSession(s.id));
+    if (s.save_method && notice.payment_ref && this.stripe) {
+      // A failure here answers non-2xx: Stripe delivers again, the grant replays, the save is retried.
+      const pm = await this.stripe.paymentMethodOf(notice.payment_ref);
+      const customer = pm.customer ?? notice.customer;
+      if (customer && pm.payment_method)
+        await this.saveMethod(s.account_id, "stripe", customer, pm.payment_method, "card saved at checkout");
+    }
+    return done;
+  }
+
+  /** Saves a payment method unless the account has it already (or has as many as it may keep). */
+  private async saveMethod(
+    accountId: string,
+    provider: "local" | "stripe",
+    customer: string | null,
+    methodRef: string,
+    label: string,
+  ): Promise<void> {
+    if (await this.store.findMethod(accountId, provider, methodRef)) return;
+    try {
+      await addMethod(
+        this.store,
+        accountId,
+        { provider, customer_ref: customer, method_ref: methodRef, label },
+        this.engine.clock.now(),
+      );
+    } catch (err) {
+      // Over the per-account limit, or a reference of an unexpected shape: the purchase stands, unsaved.
+      if (!(err instanceof TallyError && err.code === "validation_error")) throw err;
+    }
   }
 
   private async sessionForStripe(ref: string, tallyId: string | null): Promise<CheckoutRecord | null> {

@@ -14,6 +14,7 @@ ALTER TABLE checkout_sessions ADD COLUMN secret_sha256 TEXT;
 ALTER TABLE checkout_sessions ADD COLUMN paid_at ${int};
 ALTER TABLE checkout_sessions ADD COLUMN payment_ref TEXT;
 ALTER TABLE checkout_sessions ADD COLUMN closed_at ${int};
+ALTER TABLE checkout_sessions ADD COLUMN save_method INTEGER NOT NULL DEFAULT 0;
 CREATE UNIQUE INDEX checkout_sessions_provider_ref ON checkout_sessions (provider, provider_ref);
 CREATE INDEX checkout_sessions_paid ON checkout_sessions (paid_at) WHERE status = 'paid';
 CREATE INDEX checkout_sessions_open ON checkout_sessions (expires_at) WHERE status = 'open';
@@ -67,6 +68,7 @@ CREATE TABLE payment_methods (
   removed_at ${int}
 );
 CREATE INDEX payment_methods_account ON payment_methods (account_id, id);
+CREATE UNIQUE INDEX payment_methods_unique ON payment_methods (account_id, provider, method_ref) WHERE removed_at IS NULL;
 CREATE TABLE auto_recharge (
   account_id TEXT PRIMARY KEY REFERENCES accounts(id),
   enabled INTEGER NOT NULL,

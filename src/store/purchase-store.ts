@@ -21,6 +21,8 @@ export interface CheckoutRecord extends CheckoutSession {
   paid_at: number | null;
   payment_ref: string | null;
   closed_at: number | null;
+  /** The customer asked to keep the payment method for later charges (auto-recharge). */
+  save_method: boolean;
 }
 
 export type PurchaseStatus = "pending" | "paid" | "failed" | "refunding" | "refunded";
@@ -194,6 +196,7 @@ function rowToSession(r: Row): CheckoutRecord {
     paid_at: numOrNull(r.paid_at),
     payment_ref: str(r.payment_ref),
     closed_at: numOrNull(r.closed_at),
+    save_method: num(r.save_method ?? 0) === 1,
   };
 }
 
@@ -308,8 +311,9 @@ export class PurchaseStore {
   async insertSession(s: CheckoutRecord): Promise<void> {
     await this.sql.run(
       `INSERT INTO checkout_sessions (id, account_id, amount_cents, currency, credits, status, provider, created_at,
-         expires_at, pack_id, credits_ttl_ms, provider_ref, url, secret_sha256, paid_at, payment_ref, closed_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         expires_at, pack_id, credits_ttl_ms, provider_ref, url, secret_sha256, paid_at, payment_ref, closed_at,
+         save_method)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       [
         s.id,
         s.account_id,
@@ -328,6 +332,7 @@ export class PurchaseStore {
         s.paid_at,
         s.payment_ref,
         s.closed_at,
+        s.save_method,
       ],
     );
   }
@@ -593,12 +598,14 @@ export class PurchaseStore {
 
   // ---------- payment methods ----------
 
-  async insertMethod(m: PaymentMethodRecord): Promise<void> {
-    await this.sql.run(
+  /** Inserts unless the account already keeps this method (not removed); true when inserted. */
+  async insertMethod(m: PaymentMethodRecord): Promise<boolean> {
+    const n = await this.sql.run(
       `INSERT INTO payment_methods (id, account_id, provider, label, customer_ref, method_ref, created_at, removed_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
       [m.id, m.account_id, m.provider, m.label, m.customer_ref, m.method_ref, m.created_at, m.removed_at],
     );
+    return n === 1;
   }
 
   async getMethod(id: string): Promise<PaymentMethodRecord | null> {
@@ -612,6 +619,19 @@ export class PurchaseStore {
       [accountId, limit],
     );
     return rows.map(rowToMethod);
+  }
+
+  /** The account's (not removed) method with this provider reference, if saved already. */
+  async findMethod(
+    accountId: string,
+    provider: string,
+    methodRef: string,
+  ): Promise<PaymentMethodRecord | null> {
+    const rows = await this.sql.all(
+      "SELECT * FROM payment_methods WHERE account_id = ? AND provider = ? AND method_ref = ? AND removed_at IS NULL",
+      [accountId, provider, methodRef],
+    );
+    return rows[0] ? rowToMethod(rows[0]) : null;
   }
 
   async countMethods(accountId: string): Promise<number> {

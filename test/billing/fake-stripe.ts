@@ -107,6 +107,17 @@ export class FakeStripe {
         },
       };
     }
+    if (c.method === "GET" && c.path.startsWith("/v1/payment_intents/"))
+      return {
+        status: 200,
+        body: {
+          id: c.path.split("/").pop(),
+          object: "payment_intent",
+          status: "succeeded",
+          customer: "cus_SavedAtCheckout",
+          payment_method: "pm_card_visa",
+        },
+      };
     if (c.method === "POST" && c.path === "/v1/refunds")
       return {
         status: 200,

@@ -102,6 +102,20 @@ describeEachStore("purchases through the local checkout page", (kind) => {
     expect((await t.engine.balance(acct)).available).toBe(78_750_000_000n);
   });
 
+  it("save_payment_method keeps the local test card for auto-recharge, once", async () => {
+    const { secret } = await t.customer();
+    const r = await t.as(secret, "POST", "/api/v1/credits/payg/create-checkout-session", {
+      amount_usd: 1,
+      save_payment_method: true,
+    });
+    expect(await (await fetch(r.body.checkout_url)).text()).toContain("saved for automatic top-ups");
+    await Promise.all([1, 2, 3].map(() => submitCheckout(t.base, r.body.checkout_url, "pay")));
+    const methods = (await t.as(secret, "GET", "/api/v1/payment-methods")).body.data;
+    expect(methods.map((m: { provider: string; method_ref: string }) => [m.provider, m.method_ref])).toEqual([
+      ["local", "succeeds"],
+    ]);
+  });
+
   it("cancel closes the checkout: nothing is paid, paying afterwards is refused", async () => {
     const { acct, secret } = await t.customer();
     const cs = await checkout(secret, 5);

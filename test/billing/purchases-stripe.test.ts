@@ -177,6 +177,54 @@ describeEachStore("purchases through Stripe (official SDK, signed webhooks, no n
     expect((await t.engine.balance(acct)).available).toBe(0n);
   });
 
+  it("save_payment_method: the card paid with is saved once (5 deliveries) and auto-recharge charges it", async () => {
+    const { acct, secret } = await t.customer();
+    const r = await t.as(secret, "POST", "/api/v1/credits/payg/create-checkout-session", {
+      amount_usd: 5,
+      save_payment_method: true,
+    });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    refs.set(r.body.session_id, (await t.purchases.getSession(r.body.session_id)).provider_ref!);
+    expect(fake.callsTo("/v1/checkout/sessions").at(-1)!.form).toMatchObject({
+      customer_creation: "always",
+      "payment_intent_data[setup_future_usage]": "off_session",
+    });
+    const payload = event("checkout.session.completed", r.body.session_id, {
+      customer: "cus_SavedAtCheckout",
+    });
+    const answers = await Promise.all(Array.from({ length: 5 }, () => deliver(payload)));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200]);
+    const methods = (await t.as(secret, "GET", "/api/v1/payment-methods")).body.data;
+    expect(methods).toHaveLength(1);
+    expect(methods[0]).toMatchObject({
+      provider: "stripe",
+      customer_ref: "cus_SavedAtCheckout",
+      method_ref: "pm_card_visa",
+      label: "card saved at checkout",
+    });
+    expect(
+      fake.calls.some(
+        (c) => c.method === "GET" && c.path === `/v1/payment_intents/pi_test_for_${r.body.session_id}`,
+      ),
+    ).toBe(true);
+    // The customer turns auto-recharge on with it: below 1,000 credits, buy $10.
+    const put = await t.as(secret, "PUT", "/api/v1/auto-recharge", {
+      threshold: 100_000,
+      amount_usd: 10,
+      payment_method_id: methods[0].id,
+      max_per_period: 1,
+    });
+    expect(put.status, JSON.stringify(put.body)).toBe(200);
+    await t.autoRecharge.idle();
+    expect(fake.callsTo("/v1/payment_intents").at(-1)!.form).toMatchObject({
+      customer: "cus_SavedAtCheckout",
+      payment_method: "pm_card_visa",
+      off_session: "true",
+      amount: "1000",
+    });
+    expect((await t.engine.balance(acct)).available).toBe(112_500_000_000n);
+  });
+
   it("Stripe refusing the call (a wrong key) is a 502 payment_provider_error, and no session is recorded", async () => {
     const { acct } = await t.customer();
     const wrong = new Purchases(t.engine, {

@@ -32,6 +32,8 @@ export type StripeNotice =
       payment_ref: string | null;
       amount_cents: bigint | null;
       currency: string | null;
+      /** The Stripe customer of the session (made when the card is to be saved). */
+      customer: string | null;
     }
   | { type: "checkout_expired"; event_id: string; session_ref: string; tally_session_id: string | null }
   | { type: "ignored"; event_id: string; event_type: string };
@@ -80,8 +82,12 @@ export class StripeProvider implements PaymentProvider {
           ],
           client_reference_id: req.session_id,
           metadata,
-          // The card can be saved for auto-recharge (an operator attaches it as a payment method).
-          payment_intent_data: { metadata },
+          // Saving the card for auto-recharge needs a customer and the customer's consent to off-session use.
+          payment_intent_data: {
+            metadata,
+            ...(req.save_payment_method ? { setup_future_usage: "off_session" as const } : {}),
+          },
+          ...(req.save_payment_method ? { customer_creation: "always" as const } : {}),
           success_url: req.success_url,
           cancel_url: req.cancel_url,
           expires_at: Math.floor(expiresMs / 1000),
@@ -134,6 +140,15 @@ export class StripeProvider implements PaymentProvider {
     return r.id;
   }
 
+  /** The customer and payment method a PaymentIntent was paid with (to save them for later charges). */
+  async paymentMethodOf(
+    paymentIntentId: string,
+  ): Promise<{ customer: string | null; payment_method: string | null }> {
+    const pi = await this.call(() => this.client.paymentIntents.retrieve(paymentIntentId));
+    const id = (v: string | { id: string } | null) => (v === null ? null : typeof v === "string" ? v : v.id);
+    return { customer: id(pi.customer), payment_method: id(pi.payment_method) };
+  }
+
   /** Verifies the signature of a webhook delivery (raw body as received) and reads what matters to Tally. */
   parseWebhook(rawBody: string | Buffer, signature: string | undefined): StripeNotice {
     if (!signature)
@@ -167,6 +182,7 @@ export class StripeProvider implements PaymentProvider {
             typeof s.payment_intent === "string" ? s.payment_intent : (s.payment_intent?.id ?? null),
           amount_cents: s.amount_total === null ? null : BigInt(s.amount_total),
           currency: s.currency ? s.currency.toUpperCase() : null,
+          customer: typeof s.customer === "string" ? s.customer : (s.customer?.id ?? null),
         };
       }
       case "checkout.session.expired": {

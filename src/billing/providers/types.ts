@@ -14,6 +14,8 @@ export interface CheckoutRequest {
   success_url: string;
   cancel_url: string;
   expires_at: number;
+  /** Keep the payment method for later off-session charges (auto-recharge). */
+  save_payment_method: boolean;
 }
 
 export interface CheckoutCreated {

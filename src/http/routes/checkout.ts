@@ -35,7 +35,7 @@ function summary(s: CheckoutRecord): string {
 function payForm(s: CheckoutRecord, token: string): string {
   const hidden = `<input type="hidden" name="token" value="${esc(token)}">`;
   return `${summary(s)}
-<p>This is Tally's built-in test checkout: no card is charged.</p>
+<p>This is Tally's built-in test checkout: no card is charged.</p>${s.save_method ? "<p>The test card is saved for automatic top-ups (auto-recharge).</p>" : ""}
 <form method="post" action="/checkout/${esc(s.id)}/pay">${hidden}<button class="pay" type="submit">Pay ${esc(formatMoney(s.amount_cents).toFixed(2))} ${esc(s.currency)}</button></form>
 <form method="post" action="/checkout/${esc(s.id)}/cancel">${hidden}<button class="cancel" type="submit">Cancel</button></form>`;
 }

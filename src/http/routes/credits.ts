@@ -143,7 +143,11 @@ export const creditsRoutes: FastifyPluginAsyncTypebox<CreditsDeps> = async (
         tags: ["credits"],
         summary: "Create a checkout session to buy pay-as-you-go credits",
         body: Type.Object(
-          { amount_usd: Type.Union([Type.Number(), Type.String({ maxLength: 20 })]) },
+          {
+            amount_usd: Type.Union([Type.Number(), Type.String({ maxLength: 20 })]),
+            // Beyond the seed: keep the card for auto-recharge.
+            save_payment_method: Type.Optional(Type.Boolean()),
+          },
           { additionalProperties: false },
         ),
       },
@@ -152,7 +156,13 @@ export const creditsRoutes: FastifyPluginAsyncTypebox<CreditsDeps> = async (
       const { account_id } = principalOf(req);
       const cents = parseMoneyCents(req.body.amount_usd, "amount_usd");
       // The documented fields, plus checkout_url: where the customer pays (the provider's page).
-      return checkoutAnswer(await purchases.createCheckout(account_id, { amount_cents: cents }));
+      return checkoutAnswer(
+        await purchases.createCheckout(
+          account_id,
+          { amount_cents: cents },
+          { save_payment_method: req.body.save_payment_method ?? false },
+        ),
+      );
     },
   );
 };

@@ -8,6 +8,7 @@ import { customerRoute, principalOf, type CustomerAuth } from "../customer-auth.
 import { Cursor, Id, Limit } from "../schemas.ts";
 import { methodJson, packJson, purchaseJson, ruleJson, sessionJson } from "./purchases-json.ts";
 import { RuleBody, ruleFromBody } from "./purchases.ts";
+import { emptyBodyIsObject } from "./keys.ts";
 
 export interface CustomerPurchaseDeps {
   purchases: Purchases;
@@ -47,10 +48,28 @@ export const customerPurchaseRoutes: FastifyPluginAsyncTypebox<CustomerPurchaseD
 
   app.post(
     "/packs/:id/checkout",
-    { ...manage, schema: { tags, summary: "Buy a pack: open a checkout session", params: Params } },
+    {
+      ...manage,
+      schema: {
+        tags,
+        summary: "Buy a pack: open a checkout session (save_payment_method keeps the card for auto-recharge)",
+        params: Params,
+        body: Type.Object(
+          { save_payment_method: Type.Optional(Type.Boolean()) },
+          { additionalProperties: false },
+        ),
+      },
+      preValidation: emptyBodyIsObject,
+    },
     async (req) => {
       const { account_id } = principalOf(req);
-      return checkoutAnswer(await purchases.createCheckout(account_id, { pack_id: req.params.id }));
+      return checkoutAnswer(
+        await purchases.createCheckout(
+          account_id,
+          { pack_id: req.params.id },
+          { save_payment_method: req.body.save_payment_method ?? false },
+        ),
+      );
     },
   );
 

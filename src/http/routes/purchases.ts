@@ -62,7 +62,11 @@ export const RuleBody = Type.Object(
 );
 
 export const SpecBody = Type.Object(
-  { amount_usd: Type.Optional(Money), pack_id: Type.Optional(Id) },
+  {
+    amount_usd: Type.Optional(Money),
+    pack_id: Type.Optional(Id),
+    save_payment_method: Type.Optional(Type.Boolean()),
+  },
   { additionalProperties: false },
 );
 
@@ -252,7 +256,9 @@ export const purchaseRoutes: FastifyPluginAsyncTypebox<PurchaseRouteDeps> = asyn
     "/accounts/:id/checkout-sessions",
     { schema: { tags, summary: "Open a checkout session for an account", params: Params, body: SpecBody } },
     async (req, reply) => {
-      const s = await purchases.createCheckout(req.params.id, specOf(req.body));
+      const s = await purchases.createCheckout(req.params.id, specOf(req.body), {
+        save_payment_method: req.body.save_payment_method ?? false,
+      });
       reply.code(201);
       return sessionJson(s);
     },
