@@ -111,6 +111,9 @@ export type ErrorCode =
   | "payload_too_large"
   | "budget_exceeded"
   | "subscription_conflict"
+  | "checkout_not_open"
+  | "purchase_not_refundable"
+  | "payment_provider_error"
   | "internal_error";
 
 /** The one error shape of every error answer. */

@@ -8,6 +8,7 @@ import { DEFAULT_DATABASE_URL, openStore } from "../store/open.ts";
 import { print } from "./format.ts";
 import { CustomerAuth, SCOPES, type Scope } from "../http/customer-auth.ts";
 import { BILLING_HELP, runBilling } from "./billing.ts";
+import { PURCHASES_HELP, purchasesCommand } from "./purchases.ts";
 
 const HELP = `tally — credits ledger
 
@@ -29,6 +30,7 @@ Commands:
   sweep                                   write off expired grants and holds
   audit                                   recompute everything from the journal; exit 1 on any discrepancy
 ${BILLING_HELP}
+${PURCHASES_HELP}
 
 Options: --json (one line of JSON), --database-url URL (default: $DATABASE_URL or ${DEFAULT_DATABASE_URL})
 Amounts are in credits (up to 6 decimals).`;
@@ -69,6 +71,7 @@ async function main(argv: string[]): Promise<number> {
       end: { type: "string" },
       format: { type: "string" },
       reason: { type: "string" },
+      "expires-days": { type: "string" },
     },
   });
   const [command, sub, ...rest] = positionals;
@@ -193,6 +196,14 @@ async function main(argv: string[]): Promise<number> {
             );
         }
         return report.ok ? 0 : 1;
+      }
+      case "packs":
+      case "purchases":
+      case "auto-recharge": {
+        const out = await purchasesCommand(engine, command, sub, rest, values);
+        if (typeof out === "string") return usage(out);
+        print(out, json);
+        return 0;
       }
       default: {
         const code = await runBilling(engine, command, sub, rest, values, (v) => print(v, json));

@@ -14,6 +14,8 @@ export interface ServeOptions {
   sweepIntervalMs?: number;
   /** How often a renewal pass runs (TALLY_RENEWAL_INTERVAL_MS, default 30 s). */
   renewalIntervalMs?: number;
+  /** How often purchases are reconciled and auto-recharge rules checked. */
+  billingIntervalMs?: number;
 }
 
 export async function serve(opts: ServeOptions): Promise<FastifyInstance> {
@@ -56,6 +58,23 @@ export async function serve(opts: ServeOptions): Promise<FastifyInstance> {
     onError: (err) => app.log.error({ err }, "renewal pass failed"),
   });
   renewals.start();
+  // Purchases: finish interrupted fulfilments, charges and refunds, expire checkouts, then auto-recharge
+  // accounts below their threshold that no commit has triggered (the scheduler's share of the work).
+  let billingBusy = false;
+  const billingTimer = setInterval(() => {
+    if (billingBusy) return;
+    billingBusy = true;
+    const { purchases, autoRecharge } = app.billing;
+    purchases
+      .reconcile()
+      .then((r) => {
+        if (r.errors.length > 0) app.log.warn({ errors: r.errors.slice(0, 20) }, "purchases left to retry");
+        return autoRecharge.sweep();
+      })
+      .catch((err: unknown) => app.log.error({ err }, "purchases scheduler failed"))
+      .finally(() => (billingBusy = false));
+  }, opts.billingIntervalMs ?? 30_000);
+  billingTimer.unref();
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -64,6 +83,7 @@ export async function serve(opts: ServeOptions): Promise<FastifyInstance> {
     app.log.info({ signal }, "shutting down: finishing in-flight commits");
     clearInterval(timer);
     await renewals.stop().catch(() => {});
+    clearInterval(billingTimer);
     await app.close();
     await engine.close();
     process.exit(0);

@@ -170,6 +170,8 @@ describeEachStore("the seed's Credits API (/api/v1/credits…)", (kind) => {
       session_id: expect.stringMatching(/^cs_/),
       credits_to_receive: 187500,
       amount_usd: 25,
+      // Beyond the seed's fields: the page where the customer pays (the local provider's, by default).
+      checkout_url: expect.stringMatching(/\/checkout\/cs_\w+\?token=/),
     });
     expect(await t.store.getCheckoutSession(cs.body.session_id)).toMatchObject({
       amount_cents: 2500n,

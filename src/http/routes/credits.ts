@@ -1,11 +1,12 @@
 import { Type, type FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { randomBytes } from "node:crypto";
 import { formatCredits } from "../../domain/amount.ts";
 import { seedMultipliers, SINGLE_DIMENSION, type RateCard } from "../../domain/pricing.ts";
 import type { Engine } from "../../ledger/engine.ts";
 import type { UsageRecord } from "../../ledger/types.ts";
 import type { RateCards } from "../../pricing/rate-cards.ts";
-import { formatMoney, loadPayg, parseMoneyCents, paygInfo, quote } from "../../billing/payg.ts";
+import { loadPayg, parseMoneyCents, paygInfo } from "../../billing/payg.ts";
+import type { Purchases } from "../../billing/purchases.ts";
+import { checkoutAnswer } from "./customer-purchases.ts";
 import { Cursor } from "../schemas.ts";
 import { customerRoute, principalOf, type CustomerAuth } from "../customer-auth.ts";
 import type { Subscriptions } from "../../billing/subscriptions.ts";
@@ -17,14 +18,13 @@ export interface CreditsDeps {
   rateCards: RateCards;
   customerAuth: CustomerAuth;
   subs: Subscriptions;
+  purchases: Purchases;
 }
 
 /** The seed's time format: "2024-02-01T00:00:00Z" (milliseconds only when there are some). */
 function seedTime(ms: number | null): string | null {
   return ms === null ? null : new Date(ms).toISOString().replace(/\.000Z$/, "Z");
 }
-
-const CHECKOUT_TTL_MS = 24 * 3600_000;
 
 /** Credits as a JSON number, as the seed documents them (exact up to 2^53 micro-credits). */
 function n(micros: bigint): number {
@@ -60,7 +60,7 @@ export function audioDuration(u: UsageRecord, card: RateCard): number {
  */
 export const creditsRoutes: FastifyPluginAsyncTypebox<CreditsDeps> = async (
   app,
-  { engine, rateCards, customerAuth, subs },
+  { engine, rateCards, customerAuth, subs, purchases },
 ) => {
   app.get(
     "/credits",
@@ -158,31 +158,26 @@ export const creditsRoutes: FastifyPluginAsyncTypebox<CreditsDeps> = async (
         tags: ["credits"],
         summary: "Create a checkout session to buy pay-as-you-go credits",
         body: Type.Object(
-          { amount_usd: Type.Union([Type.Number(), Type.String({ maxLength: 20 })]) },
+          {
+            amount_usd: Type.Union([Type.Number(), Type.String({ maxLength: 20 })]),
+            // Beyond the seed: keep the card for auto-recharge.
+            save_payment_method: Type.Optional(Type.Boolean()),
+          },
           { additionalProperties: false },
         ),
       },
     },
     async (req) => {
       const { account_id } = principalOf(req);
-      const settings = await loadPayg(engine.store);
       const cents = parseMoneyCents(req.body.amount_usd, "amount_usd");
-      const credits = quote(cents, settings);
-      await engine.getAccount(account_id);
-      const now = engine.clock.now();
-      const session = {
-        id: `cs_${randomBytes(12).toString("hex")}`,
-        account_id,
-        amount_cents: cents,
-        currency: settings.currency,
-        credits,
-        status: "open" as const,
-        provider: "local",
-        created_at: now,
-        expires_at: now + CHECKOUT_TTL_MS,
-      };
-      await engine.store.insertCheckoutSession(session);
-      return { session_id: session.id, credits_to_receive: n(credits), amount_usd: formatMoney(cents) };
+      // The documented fields, plus checkout_url: where the customer pays (the provider's page).
+      return checkoutAnswer(
+        await purchases.createCheckout(
+          account_id,
+          { amount_cents: cents },
+          { save_payment_method: req.body.save_payment_method ?? false },
+        ),
+      );
     },
   );
 };
