@@ -110,6 +110,7 @@ export type ErrorCode =
   | "rate_limited"
   | "payload_too_large"
   | "budget_exceeded"
+  | "subscription_conflict"
   | "checkout_not_open"
   | "purchase_not_refundable"
   | "payment_provider_error"

@@ -7,6 +7,7 @@ import { GRANT_KINDS, type GrantKind, type Metadata, type OveragePolicy } from "
 import { DEFAULT_DATABASE_URL, openStore } from "../store/open.ts";
 import { print } from "./format.ts";
 import { CustomerAuth, SCOPES, type Scope } from "../http/customer-auth.ts";
+import { BILLING_HELP, runBilling } from "./billing.ts";
 import { PURCHASES_HELP, purchasesCommand } from "./purchases.ts";
 
 const HELP = `tally — credits ledger
@@ -28,6 +29,7 @@ Commands:
   balance ACCOUNT_ID [--at ISO]
   sweep                                   write off expired grants and holds
   audit                                   recompute everything from the journal; exit 1 on any discrepancy
+${BILLING_HELP}
 ${PURCHASES_HELP}
 
 Options: --json (one line of JSON), --database-url URL (default: $DATABASE_URL or ${DEFAULT_DATABASE_URL})
@@ -55,8 +57,20 @@ async function main(argv: string[]): Promise<number> {
       name: { type: "string" },
       scopes: { type: "string" },
       at: { type: "string" },
-      reason: { type: "string" },
+      // billing (plans, subscriptions, statements, adjustments)
+      allowance: { type: "string" },
+      price: { type: "string" },
       currency: { type: "string" },
+      "overage-rate": { type: "string" },
+      tier: { type: "string" },
+      "rollover-cap": { type: "string" },
+      plan: { type: "string" },
+      anchor: { type: "string" },
+      timing: { type: "string" },
+      start: { type: "string" },
+      end: { type: "string" },
+      format: { type: "string" },
+      reason: { type: "string" },
       "expires-days": { type: "string" },
     },
   });
@@ -191,9 +205,12 @@ async function main(argv: string[]): Promise<number> {
         print(out, json);
         return 0;
       }
-      default:
+      default: {
+        const code = await runBilling(engine, command, sub, rest, values, (v) => print(v, json));
+        if (code !== null) return code;
         console.error(`unknown command: ${command}\n\n${HELP}`);
         return 2;
+      }
     }
   } finally {
     await engine.close();

@@ -17,6 +17,7 @@ export const ERROR_CODES = [
   "rate_limited",
   "payload_too_large",
   "budget_exceeded",
+  "subscription_conflict",
   "checkout_not_open",
   "purchase_not_refundable",
   "payment_provider_error",

@@ -16,6 +16,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   hold_not_active: 409,
   hold_expired: 409,
   refund_exceeds_usage: 409,
+  subscription_conflict: 409,
   checkout_not_open: 409,
   purchase_not_refundable: 409,
   payment_provider_error: 502,

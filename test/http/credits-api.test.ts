@@ -86,6 +86,7 @@ describeEachStore("the seed's Credits API (/api/v1/credits…)", (kind) => {
         "total_payg_credits_purchased",
         "next_reset_date",
         "credits_per_month",
+        "days_until_reset",
       ].sort(),
     );
     expect(r.body).toEqual({
@@ -97,6 +98,7 @@ describeEachStore("the seed's Credits API (/api/v1/credits…)", (kind) => {
       total_payg_credits_purchased: 5000,
       next_reset_date: null,
       credits_per_month: 0,
+      days_until_reset: null,
     });
   });
 

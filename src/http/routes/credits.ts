@@ -9,12 +9,21 @@ import type { Purchases } from "../../billing/purchases.ts";
 import { checkoutAnswer } from "./customer-purchases.ts";
 import { Cursor } from "../schemas.ts";
 import { customerRoute, principalOf, type CustomerAuth } from "../customer-auth.ts";
+import type { Subscriptions } from "../../billing/subscriptions.ts";
+import { daysUntil } from "../../domain/cycles.ts";
+import { renewQuietly } from "../lazy-renewal.ts";
 
 export interface CreditsDeps {
   engine: Engine;
   rateCards: RateCards;
   customerAuth: CustomerAuth;
+  subs: Subscriptions;
   purchases: Purchases;
+}
+
+/** The seed's time format: "2024-02-01T00:00:00Z" (milliseconds only when there are some). */
+function seedTime(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString().replace(/\.000Z$/, "Z");
 }
 
 /** Credits as a JSON number, as the seed documents them (exact up to 2^53 micro-credits). */
@@ -51,7 +60,7 @@ export function audioDuration(u: UsageRecord, card: RateCard): number {
  */
 export const creditsRoutes: FastifyPluginAsyncTypebox<CreditsDeps> = async (
   app,
-  { engine, rateCards, customerAuth, purchases },
+  { engine, rateCards, customerAuth, subs, purchases },
 ) => {
   app.get(
     "/credits",
@@ -61,21 +70,27 @@ export const creditsRoutes: FastifyPluginAsyncTypebox<CreditsDeps> = async (
     },
     async (req) => {
       const { account_id } = principalOf(req);
-      const [balance, totals] = await Promise.all([
+      // Lazy renewal: a period that has started is granted before the balance is read.
+      await renewQuietly(subs, account_id, req);
+      const [balance, totals, sub] = await Promise.all([
         engine.balance(account_id),
         engine.store.accountTotals(account_id),
+        subs.db.activeSubscriptionOf(account_id),
       ]);
+      const plan = sub ? await subs.db.getPlan(sub.plan_id) : null;
       const payg = balance.by_kind.purchase;
+      // The reset after this period: none when the subscription ends with it.
+      const nextReset = sub && !sub.cancel_at_period_end ? sub.period_end : null;
       return {
         credits_balance: n(balance.available - payg),
         payg_balance: n(payg),
         total_available_credits: n(balance.available),
-        // Plans and cycles (issue #4) fill these; until then there is no monthly reset.
-        last_reset_at: null,
+        last_reset_at: seedTime(sub?.period_start ?? null),
         total_credits_used: n(totals.consumed),
         total_payg_credits_purchased: n(totals.granted.purchase ?? 0n),
-        next_reset_date: null,
-        credits_per_month: 0,
+        next_reset_date: seedTime(nextReset),
+        credits_per_month: plan ? n(plan.monthly_allowance) : 0,
+        days_until_reset: nextReset === null ? null : daysUntil(engine.clock.now(), nextReset),
       };
     },
   );
