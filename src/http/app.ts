@@ -28,7 +28,7 @@ import { statementRoutes } from "./routes/statements.ts";
 import { adjustmentRoutes } from "./routes/adjustments.ts";
 import { lazyRenewal } from "./lazy-renewal.ts";
 import { Purchases, purchasesOptionsFromEnv } from "../billing/purchases.ts";
-import { AutoRecharge } from "../billing/auto-recharge.ts";
+import { AutoRecharge, subscriptionPeriodOf } from "../billing/auto-recharge.ts";
 import { purchaseRoutes } from "./routes/purchases.ts";
 import { customerPurchaseRoutes } from "./routes/customer-purchases.ts";
 import { checkoutPageRoutes } from "./routes/checkout.ts";
@@ -59,7 +59,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const subs = opts.subscriptions ?? new Subscriptions(engine);
   const purchases = opts.purchases ?? new Purchases(engine, purchasesOptionsFromEnv());
   // Auto-recharge checks every account a commit touched; the scheduler (server.ts) checks the rest.
-  const autoRecharge = new AutoRecharge(engine, purchases);
+  // "At most N per period" counts per subscription period, or per calendar month without a subscription.
+  const autoRecharge = new AutoRecharge(engine, purchases, { periodOf: subscriptionPeriodOf(subs.db) });
   const app = Fastify({
     logger: { level: opts.logLevel ?? process.env.LOG_LEVEL ?? "info" },
     bodyLimit: opts.bodyLimitBytes ?? 1024 * 1024,
