@@ -76,6 +76,8 @@ function laneKey(cmd: Command): string {
     case "void_grant":
       return cmd.grant_id;
     case "capture":
+    case "extend_hold":
+    case "capture_part":
       return cmd.input.hold_id;
     case "release":
       return cmd.hold_id;
