@@ -110,6 +110,8 @@ export type ErrorCode =
   | "rate_limited"
   | "payload_too_large"
   | "budget_exceeded"
+  | "session_not_active"
+  | "session_limit_reached"
   | "internal_error";
 
 /** The one error shape of every error answer. */

@@ -17,6 +17,8 @@ export const ERROR_CODES = [
   "rate_limited",
   "payload_too_large",
   "budget_exceeded",
+  "session_not_active",
+  "session_limit_reached",
   "internal_error",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -19,6 +19,10 @@ import { customerKeyRoutes } from "./routes/customer-keys.ts";
 import { CustomerAuth } from "./customer-auth.ts";
 import { RateCards } from "../pricing/rate-cards.ts";
 import { rateLimit, type RateLimitSettings } from "./rate-limit.ts";
+import { sessionRoutes } from "./routes/sessions.ts";
+import { customerStreamRoutes, operatorStreamRoutes } from "./routes/stream.ts";
+import { SessionService, publisherFor } from "../sessions/service.ts";
+import { sessionStoreFor } from "../sessions/store.ts";
 
 export interface AppOptions {
   engine: Engine;
@@ -31,6 +35,8 @@ export interface AppOptions {
   bodyLimitBytes?: number;
   /** Rate limits and their backend; unset fields come from the environment (TALLY_RATE_LIMIT, REDIS_URL). */
   rateLimit?: RateLimitSettings;
+  /** Live sessions; set up from the engine when not given. */
+  sessions?: SessionService;
 }
 
 /** The HTTP app: operator API under /v1, health, metrics, OpenAPI 3.1 at /openapi.json and /docs. */
@@ -38,6 +44,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { engine, operator } = opts;
   const rateCards = opts.rateCards ?? new RateCards(engine.store, engine.clock);
   const customerAuth = opts.customerAuth ?? (await CustomerAuth.setup(engine.store, { clock: engine.clock }));
+  const sessions =
+    opts.sessions ??
+    new SessionService(engine, rateCards, sessionStoreFor(engine.store), publisherFor(engine.store));
   const app = Fastify({
     logger: { level: opts.logLevel ?? process.env.LOG_LEVEL ?? "info" },
     bodyLimit: opts.bodyLimitBytes ?? 1024 * 1024,
@@ -51,6 +60,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  app.decorate("sessions", sessions);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) => {
     errorHandler(
@@ -128,11 +138,14 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       await v1.register(paygRoutes, { engine });
       await v1.register(usageRoutes, { engine, rateCards });
       await v1.register(operatorKeyRoutes, { engine, customerAuth });
+      await v1.register(sessionRoutes, { sessions });
+      await v1.register(operatorStreamRoutes, { engine, sessions });
     },
     { prefix: "/v1" },
   );
   // The customer API: /auth/token needs no credential; every other route checks its own scope.
   await app.register(customerKeyRoutes, { engine, customerAuth, prefix: "/api/v1" });
   await app.register(creditsRoutes, { engine, rateCards, customerAuth, prefix: "/api/v1" });
+  await app.register(customerStreamRoutes, { engine, sessions, customerAuth, prefix: "/api/v1" });
   return app;
 }

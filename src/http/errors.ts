@@ -16,8 +16,10 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   hold_not_active: 409,
   hold_expired: 409,
   refund_exceeds_usage: 409,
+  session_not_active: 409,
   payload_too_large: 413,
   rate_limited: 429,
+  session_limit_reached: 429,
   internal_error: 500,
 };
 

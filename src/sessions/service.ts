@@ -1,0 +1,796 @@
+/**
+ * Live sessions (DESIGN.md §1 "Live sessions", RFC 4006-style credit control): start holds the first grant,
+ * update extends it and periodically commits usage, end captures the exact price of the whole call and
+ * releases the rest; sessions whose client vanished are settled at their last reported usage.
+ *
+ * Money is in the ledger hold (held = hold parts, committed = hold.captured_amount): every engine command
+ * here is idempotent (deterministic usage ids, from_amount on extensions), and every session write is
+ * conditional on the version read, so a retry or a second process never charges twice.
+ */
+import { formatCredits } from "../domain/amount.ts";
+import type { Clock } from "../domain/clock.ts";
+import { TallyError } from "../domain/errors.ts";
+import { newId } from "../domain/ids.ts";
+import { rateCardAt, type RateCard } from "../domain/pricing.ts";
+import {
+  SESSION_LIMITS as L,
+  billableSeconds,
+  callPricer,
+  maxCoveredSeconds,
+  nextGrant,
+  sessionRate,
+  type CallPrice,
+  type Direction,
+  type HoldInterval,
+} from "../domain/sessions.ts";
+import type { Engine } from "../ledger/engine.ts";
+import type { HoldRecord, Metadata } from "../ledger/types.ts";
+import type { RateCards } from "../pricing/rate-cards.ts";
+import type { SessionRecord, SessionStore } from "./types.ts";
+
+/** A hold outlives its session's validity by this much, so the sweep settles the session first. */
+export const HOLD_GRACE_MS = 10 * 60_000;
+const CAS_RETRIES = 5;
+const LIMIT_KEY = "session_limit:";
+
+export interface SessionEvent {
+  type: "session.started" | "session.final_warning" | "session.ended" | "session.abandoned";
+  account_id: string;
+  data: Metadata;
+}
+
+export interface StartInput {
+  account_id: string;
+  service: string;
+  direction?: Direction;
+  metadata?: Metadata;
+  grant_seconds?: number;
+  validity_seconds?: number;
+  debit_interval_seconds?: number;
+  answered_at?: number;
+}
+
+export interface UpdateInput {
+  answered_at?: number;
+  hold_started_at?: number;
+  hold_ended_at?: number;
+  /** Billable seconds so far, when the caller counts them itself. */
+  billable_seconds?: number;
+  grant_seconds?: number;
+}
+
+export interface EndInput {
+  answered_at?: number;
+  ended_at?: number;
+  holds?: HoldInterval[];
+  billable_seconds?: number;
+}
+
+/** What start and update answer (besides the session). */
+export interface GrantView {
+  session: SessionRecord;
+  /** Seconds the caller may still use before the next update is needed (authorized − used). */
+  granted_seconds: number;
+  /** Longest whole call the session's money covers now (billable seconds). */
+  max_seconds: number;
+  final: boolean;
+  held_amount: bigint;
+}
+
+export interface EndView {
+  session: SessionRecord;
+  replay: boolean;
+}
+
+export class SessionService {
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly listeners = new Set<(e: SessionEvent) => void>();
+
+  constructor(
+    readonly engine: Engine,
+    readonly rateCards: RateCards,
+    readonly store: SessionStore,
+    private readonly publish: (events: SessionEvent[]) => Promise<void> = async () => {},
+  ) {}
+
+  get clock(): Clock {
+    return this.engine.clock;
+  }
+
+  /** In-process listener for session events (the live streams). */
+  onEvent(fn: (e: SessionEvent) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private async emit(events: SessionEvent[]): Promise<void> {
+    for (const e of events) for (const fn of this.listeners) fn(e);
+    await this.publish(events);
+  }
+
+  // ---------- limits ----------
+
+  async concurrencyLimit(accountId: string): Promise<number | null> {
+    const v = await this.engine.store.getSetting(LIMIT_KEY + accountId);
+    return v === null || v === "" ? null : Number(v);
+  }
+
+  async setConcurrencyLimit(accountId: string, limit: number | null): Promise<void> {
+    await this.engine.getAccount(accountId);
+    if (limit !== null && (!Number.isInteger(limit) || limit < 1 || limit > L.MAX_CONCURRENT_LIMIT))
+      throw TallyError.validation(
+        "max_concurrent",
+        `must be an integer from 1 to ${L.MAX_CONCURRENT_LIMIT}, or null`,
+      );
+    // The settings table has no delete: an empty value means no limit.
+    await this.engine.store.putSetting(LIMIT_KEY + accountId, limit === null ? "" : String(limit));
+  }
+
+  // ---------- pricing ----------
+
+  private async cardVersion(version: number): Promise<RateCard> {
+    const card = (await this.rateCards.versions()).find((c) => c.version === version);
+    if (!card) throw new TallyError("internal_error", `rate card version ${version} is missing`);
+    return card;
+  }
+
+  private async pricerOf(s: SessionRecord): Promise<CallPrice> {
+    const card = await this.cardVersion(s.rate_version);
+    return callPricer(sessionRate(card, s.service, s.direction), s.metadata);
+  }
+
+  // ---------- start ----------
+
+  async start(input: StartInput): Promise<GrantView> {
+    const now = this.clock.now();
+    const direction = input.direction ?? "inbound";
+    const grantSeconds = intIn(
+      input.grant_seconds,
+      L.DEFAULT_GRANT_SECONDS,
+      L.MIN_GRANT_SECONDS,
+      L.MAX_GRANT_SECONDS,
+      "grant_seconds",
+    );
+    const validity = intIn(
+      input.validity_seconds,
+      L.DEFAULT_VALIDITY_SECONDS,
+      L.MIN_VALIDITY_SECONDS,
+      L.MAX_VALIDITY_SECONDS,
+      "validity_seconds",
+    );
+    const debitInterval = intIn(
+      input.debit_interval_seconds,
+      L.DEFAULT_DEBIT_INTERVAL_SECONDS,
+      L.MIN_DEBIT_INTERVAL_SECONDS,
+      L.MAX_DEBIT_INTERVAL_SECONDS,
+      "debit_interval_seconds",
+    );
+    if (input.answered_at !== undefined && input.answered_at > now + 60_000)
+      throw TallyError.validation("answered_at", "must not be in the future");
+    const account = await this.engine.getAccount(input.account_id);
+    if (account.status !== "active")
+      throw new TallyError("account_not_active", `account ${account.id} is ${account.status}`, {
+        field: "account_id",
+        status: account.status,
+      });
+    const card = rateCardAt(await this.rateCards.versions(), now, "service");
+    const metadata = input.metadata ?? {};
+    const price = callPricer(sessionRate(card, input.service, direction), metadata);
+
+    // Sessions past their validity no longer count: settle them first.
+    await this.settleDue(input.account_id);
+    const limit = await this.concurrencyLimit(account.id);
+    const live = await this.store.listActive(account.id);
+    if (limit !== null && live.length >= limit) throw limitReached(account.id, limit);
+
+    const id = newId("ses", now);
+    const holdId = "hld_" + id.slice(4);
+    let max = 0;
+    let granted = 0;
+    let hold: HoldRecord | null = null;
+    for (let attempt = 0; ; attempt++) {
+      const available = (await this.engine.balance(account.id)).available;
+      // Admission: every live session's minimum must stay covered (their holds normally cover it already).
+      const owed = await this.uncoveredMinimums(live);
+      const budget = available - owed;
+      const minimum = price(1);
+      if (budget < minimum)
+        throw new TallyError(
+          "insufficient_credits",
+          `account ${account.id} cannot cover the shortest call (${minimum} micro-credits)`,
+          { field: "account_id", shortfall: minimum - (budget > 0n ? budget : 0n), available },
+        );
+      max = maxCoveredSeconds(price, budget, L.MAX_SESSION_SECONDS);
+      // Every second the held amount pays for (increments and the minimum round the grant up).
+      granted = coveredBy(price, Math.min(grantSeconds, max));
+      const amount = price(granted);
+      if (amount === 0n) break; // a free call holds nothing
+      try {
+        hold = (
+          await this.engine.hold({
+            id: holdId,
+            account_id: account.id,
+            amount,
+            expires_at: now + validity * 1000 + HOLD_GRACE_MS,
+            metadata: { session_id: id },
+          })
+        ).hold;
+        break;
+      } catch (err) {
+        // The balance moved between the read and the hold: read again (a few times).
+        if (!(err instanceof TallyError && err.code === "insufficient_credits") || attempt >= 2) throw err;
+      }
+    }
+    const s: SessionRecord = {
+      id,
+      account_id: account.id,
+      service: input.service,
+      direction,
+      status: "active",
+      hold_id: hold ? hold.id : null,
+      rate_version: card.version,
+      metadata,
+      grant_seconds: grantSeconds,
+      validity_seconds: validity,
+      debit_interval_seconds: debitInterval,
+      answered_at: input.answered_at ?? null,
+      holds: [],
+      used_seconds: 0,
+      authorized_seconds: granted,
+      committed_seconds: 0,
+      committed_amount: 0n,
+      commit_usage_ids: [],
+      final: granted < grantSeconds,
+      valid_until: now + validity * 1000,
+      created_at: now,
+      updated_at: now,
+      ended_at: null,
+      billable_seconds: null,
+      charged_seconds: null,
+      charged_amount: null,
+      version: 1,
+    };
+    if (!(await this.store.insert(s, limit))) {
+      if (hold) await this.engine.release(hold.id);
+      throw limitReached(account.id, limit ?? 0);
+    }
+    const events: SessionEvent[] = [
+      {
+        type: "session.started",
+        account_id: s.account_id,
+        data: eventData(s, { granted_seconds: granted, max_seconds: max }),
+      },
+    ];
+    if (s.final) events.push(finalWarning(s, granted));
+    await this.emit(events);
+    return {
+      session: s,
+      granted_seconds: granted,
+      max_seconds: max,
+      final: s.final,
+      held_amount: hold ? hold.amount : 0n,
+    };
+  }
+
+  /** What live sessions' minimums still lack beyond what they hold or committed (0 while holds are intact). */
+  private async uncoveredMinimums(live: SessionRecord[]): Promise<bigint> {
+    let owed = 0n;
+    for (const s of live) {
+      if (!s.hold_id) continue;
+      const price = await this.pricerOf(s);
+      const h = await this.engine.getHold(s.hold_id);
+      const has = h.captured_amount + (h.status === "active" ? h.amount - h.captured_amount : 0n);
+      const need = price(Math.max(1, s.used_seconds)) - has;
+      if (need > 0n) owed += need;
+    }
+    return owed;
+  }
+
+  // ---------- update ----------
+
+  async update(id: string, input: UpdateInput): Promise<GrantView> {
+    return this.serial(id, () => this.updateOnce(id, input));
+  }
+
+  private async updateOnce(id: string, input: UpdateInput): Promise<GrantView> {
+    for (let attempt = 0; attempt < CAS_RETRIES; attempt++) {
+      const now = this.clock.now();
+      const s = await this.requireLive(id, now);
+      const next = structuredClone(s);
+      applyFacts(next, input, now);
+      const price = await this.pricerOf(s);
+      const used = Math.max(
+        s.used_seconds,
+        input.billable_seconds ?? billableSeconds(next.answered_at, now, next.holds),
+      );
+      if (used > L.MAX_SESSION_SECONDS)
+        throw TallyError.validation("billable_seconds", `must be at most ${L.MAX_SESSION_SECONDS}`);
+      const grantSeconds = intIn(
+        input.grant_seconds,
+        s.grant_seconds,
+        L.MIN_GRANT_SECONDS,
+        L.MAX_GRANT_SECONDS,
+        "grant_seconds",
+      );
+      next.used_seconds = used;
+      next.valid_until = now + s.validity_seconds * 1000;
+
+      let held = 0n;
+      let max = L.MAX_SESSION_SECONDS;
+      if (s.hold_id) {
+        const money = await this.extend(
+          s,
+          price,
+          used,
+          grantSeconds,
+          now + s.validity_seconds * 1000 + HOLD_GRACE_MS,
+        );
+        next.authorized_seconds = money.authorized;
+        next.final = money.final;
+        held = money.held;
+        max = money.max;
+        // The periodic debit: commit what is used (as far as authorized) once a debit interval has passed.
+        const upTo = Math.min(used, next.authorized_seconds);
+        if (upTo - s.committed_seconds >= s.debit_interval_seconds) {
+          const c = await this.commit(s, price, upTo, money.committed);
+          if (c) {
+            next.committed_seconds = upTo;
+            next.committed_amount = c.captured_total;
+            if (!next.commit_usage_ids.includes(c.usage_id)) next.commit_usage_ids.push(c.usage_id);
+            held -= c.amount;
+          }
+        }
+      } else {
+        next.authorized_seconds = Math.min(used + grantSeconds, L.MAX_SESSION_SECONDS);
+        next.final = next.authorized_seconds < used + grantSeconds;
+      }
+      next.updated_at = now;
+      next.version = s.version + 1;
+      if (!(await this.store.update(next, s.version))) continue; // another writer: read again
+      const granted = Math.max(0, next.authorized_seconds - used);
+      if (next.final && !s.final) await this.emit([finalWarning(next, granted)]);
+      return {
+        session: next,
+        granted_seconds: granted,
+        max_seconds: max,
+        final: next.final,
+        held_amount: held,
+      };
+    }
+    throw new TallyError("idempotency_conflict", `session ${id} is being updated concurrently; retry`, {
+      field: "id",
+    });
+  }
+
+  /** Extends the hold to cover used + grant where the money allows; pushes its expiry either way. */
+  private async extend(
+    s: SessionRecord,
+    price: CallPrice,
+    used: number,
+    grantSeconds: number,
+    holdExpiresAt: number,
+  ): Promise<{ authorized: number; final: boolean; held: bigint; committed: bigint; max: number }> {
+    for (let attempt = 0; ; attempt++) {
+      const h = await this.engine.getHold(s.hold_id!);
+      if (h.status !== "active") throw notLive(s, "its hold is no longer active");
+      const committed = h.captured_amount;
+      const held = h.amount - h.captured_amount;
+      const available = (await this.engine.balance(s.account_id)).available;
+      const covered = maxCoveredSeconds(price, committed + held + available, L.MAX_SESSION_SECONDS);
+      // What is already held stays authorized even if the price of it is now more than needed.
+      const alreadyCovered = Math.max(
+        s.authorized_seconds,
+        maxCoveredSeconds(price, committed + held, L.MAX_SESSION_SECONDS),
+      );
+      const d = nextGrant({
+        used_seconds: used,
+        authorized_seconds: alreadyCovered,
+        grant_seconds: grantSeconds,
+        covered_seconds: covered,
+        cap_seconds: L.MAX_SESSION_SECONDS,
+      });
+      const need = price(d.authorized_seconds) - committed - held;
+      const more = need > 0n ? need : 0n;
+      try {
+        const r = await this.engine.extendHold({
+          hold_id: h.id,
+          amount: more,
+          from_amount: h.amount,
+          expires_at: Math.max(holdExpiresAt, h.expires_at),
+        });
+        return {
+          authorized: coveredBy(price, d.authorized_seconds),
+          final: d.final,
+          held: r.hold.amount - r.hold.captured_amount,
+          committed,
+          max: covered,
+        };
+      } catch (err) {
+        const retry =
+          err instanceof TallyError &&
+          (err.code === "insufficient_credits" || err.code === "idempotency_conflict") &&
+          attempt < 3;
+        if (!retry) throw err;
+      }
+    }
+  }
+
+  /** Captures price(upTo) − committed from the hold, with an id derived from the session and upTo. */
+  private async commit(
+    s: SessionRecord,
+    price: CallPrice,
+    upTo: number,
+    committed: bigint,
+  ): Promise<{ usage_id: string; amount: bigint; captured_total: bigint } | null> {
+    const amount = price(upTo) - committed;
+    if (amount <= 0n) return null;
+    const usageId = `${s.id}.t${upTo}`;
+    const r = await this.engine.capturePart({
+      hold_id: s.hold_id!,
+      amount,
+      usage_id: usageId,
+      service: s.service,
+      quantity: String(upTo),
+      metadata: { session_id: s.id, direction: s.direction, committed_seconds: upTo },
+    });
+    return { usage_id: usageId, amount, captured_total: r.hold.captured_amount };
+  }
+
+  // ---------- end and abandonment ----------
+
+  async end(id: string, input: EndInput): Promise<EndView> {
+    return this.serial(id, async () => {
+      for (let attempt = 0; attempt < CAS_RETRIES; attempt++) {
+        const now = this.clock.now();
+        const s = await this.get(id);
+        if (s.status !== "active") return { session: s, replay: true };
+        const answeredAt = input.answered_at ?? s.answered_at;
+        const endedAt = input.ended_at ?? now;
+        if (answeredAt !== null && endedAt < answeredAt)
+          throw TallyError.validation("ended_at", "must not be before answered_at");
+        const holds = input.holds ?? closeHolds(s.holds, endedAt);
+        checkHolds(holds, "holds");
+        const billable = input.billable_seconds ?? billableSeconds(answeredAt, endedAt, holds);
+        if (!Number.isInteger(billable) || billable < 0 || billable > L.MAX_SESSION_SECONDS)
+          throw TallyError.validation(
+            "billable_seconds",
+            `must be an integer from 0 to ${L.MAX_SESSION_SECONDS}`,
+          );
+        const done = await this.settle(s, billable, "ended", now, {
+          answered_at: answeredAt,
+          holds,
+          ended_at: endedAt,
+        });
+        if (done) return { session: done, replay: false };
+      }
+      throw new TallyError("idempotency_conflict", `session ${id} is being ended concurrently; retry`, {
+        field: "id",
+      });
+    });
+  }
+
+  /**
+   * Charges the whole call: price(billable) on the session's rate, capped at what the session's money covers
+   * (committed + held + whatever the balance still gives) — "charged exactly up to the covered second".
+   * Returns null when another writer changed the session first.
+   */
+  private async settle(
+    s: SessionRecord,
+    billable: number,
+    status: "ended" | "abandoned",
+    now: number,
+    facts: { answered_at: number | null; holds: HoldInterval[]; ended_at: number },
+  ): Promise<SessionRecord | null> {
+    const price = await this.pricerOf(s);
+    let charged = billable;
+    let amount = price(billable);
+    let committed = 0n;
+    const finalUsage = `${s.id}.end`;
+    if (s.hold_id) {
+      const h = await this.engine.getHold(s.hold_id);
+      committed = h.captured_amount;
+      const held = h.status === "active" ? h.amount - h.captured_amount : 0n;
+      if (h.status === "captured") {
+        // Already settled by another writer whose session write is still to come (or was lost): same result.
+        const u = await this.engine.getUsage(h.usage_id!);
+        amount = committed;
+        charged = Number(u.quantity ?? billable);
+      } else {
+        if (amount > committed + held) {
+          // More than held: the balance may still cover it (never overdrawn: blocked accounts cap below).
+          const available = (await this.engine.balance(s.account_id)).available;
+          charged = maxCoveredSeconds(price, committed + held + available, billable);
+          amount = price(charged);
+        }
+        const remainder = amount - committed;
+        if (h.status === "active" && remainder > 0n) {
+          try {
+            await this.engine.capture({
+              hold_id: h.id,
+              amount: remainder,
+              usage_id: finalUsage,
+              service: s.service,
+              quantity: String(charged),
+              metadata: { session_id: s.id, direction: s.direction, billable_seconds: billable },
+            });
+          } catch (err) {
+            if (!(err instanceof TallyError && err.code === "insufficient_credits")) throw err;
+            // The balance moved: charge what the hold itself covers.
+            charged = maxCoveredSeconds(price, committed + held, billable);
+            amount = price(charged);
+            if (amount > committed)
+              await this.engine.capture({
+                hold_id: h.id,
+                amount: amount - committed,
+                usage_id: finalUsage,
+                service: s.service,
+                quantity: String(charged),
+                metadata: { session_id: s.id, direction: s.direction, billable_seconds: billable },
+              });
+            else await this.engine.release(h.id);
+          }
+        } else if (h.status === "active") {
+          await this.engine.release(h.id);
+        } else if (remainder > 0n) {
+          // The hold expired (the service was down past the grace): debit what the balance covers.
+          const available = (await this.engine.balance(s.account_id)).available;
+          charged = maxCoveredSeconds(price, committed + available, charged);
+          amount = price(charged);
+          if (amount > committed)
+            await this.engine.debit({
+              id: finalUsage,
+              account_id: s.account_id,
+              amount: amount - committed,
+              service: s.service,
+              quantity: String(charged),
+              metadata: { session_id: s.id, direction: s.direction, billable_seconds: billable },
+            });
+        }
+        if (amount < committed) {
+          // Committed more than the whole call costs (the end reported less than the updates): refund the excess.
+          await this.refundExcess(s, committed - amount);
+        }
+      }
+    } else {
+      amount = 0n;
+    }
+    const next: SessionRecord = {
+      ...structuredClone(s),
+      status,
+      answered_at: facts.answered_at,
+      holds: facts.holds,
+      ended_at: facts.ended_at,
+      used_seconds: Math.max(s.used_seconds, status === "ended" ? billable : s.used_seconds),
+      billable_seconds: billable,
+      charged_seconds: charged,
+      charged_amount: amount,
+      committed_amount: committed,
+      updated_at: now,
+      version: s.version + 1,
+    };
+    if (!(await this.store.update(next, s.version))) return null;
+    const type = status === "ended" ? "session.ended" : "session.abandoned";
+    await this.emit([{ type, account_id: s.account_id, data: eventData(next, {}) }]);
+    return next;
+  }
+
+  private async refundExcess(s: SessionRecord, excess: bigint): Promise<void> {
+    let left = excess;
+    for (const usageId of [...s.commit_usage_ids].reverse()) {
+      if (left === 0n) break;
+      const u = await this.engine.getUsage(usageId);
+      const refundable = u.cost - u.refunded;
+      const take = refundable < left ? refundable : left;
+      if (take === 0n) continue;
+      await this.engine.refund({
+        id: `${usageId}.refund`,
+        usage_id: usageId,
+        amount: take,
+        reason: "session ended shorter than committed",
+      });
+      left -= take;
+    }
+  }
+
+  /** Settles one account's sessions past their validity (lazily, before a start). */
+  private async settleDue(accountId: string): Promise<void> {
+    const now = this.clock.now();
+    for (const s of await this.store.listActive(accountId))
+      if (s.valid_until <= now) await this.abandon(s.id);
+  }
+
+  /** Settles a session past its validity at its last reported usage. No-op if it is no longer due. */
+  async abandon(id: string): Promise<SessionRecord> {
+    return this.serial(id, async () => {
+      for (let attempt = 0; attempt < CAS_RETRIES; attempt++) {
+        const now = this.clock.now();
+        const s = await this.get(id);
+        if (s.status !== "active" || s.valid_until > now) return s;
+        const endedAt = s.valid_until;
+        const done = await this.settle(s, s.used_seconds, "abandoned", now, {
+          answered_at: s.answered_at,
+          holds: closeHolds(s.holds, endedAt),
+          ended_at: endedAt,
+        });
+        if (done) return done;
+      }
+      return this.get(id);
+    });
+  }
+
+  /** The sweep: settles every abandoned session (in rounds); returns how many. */
+  async sweep(limit = 500): Promise<number> {
+    let n = 0;
+    for (let round = 0; round < 100; round++) {
+      const due = await this.store.listDue(this.clock.now(), limit);
+      for (const s of due) {
+        const r = await this.abandon(s.id);
+        if (r.status === "abandoned") n++;
+      }
+      if (due.length < limit) break;
+    }
+    return n;
+  }
+
+  // ---------- reads ----------
+
+  async get(id: string): Promise<SessionRecord> {
+    const s = await this.store.get(id);
+    if (!s) throw TallyError.notFound("session", id, "id");
+    return s;
+  }
+
+  /** A session as it stands now: one past its validity is settled first. */
+  async read(id: string): Promise<SessionRecord> {
+    const s = await this.get(id);
+    if (s.status === "active" && s.valid_until <= this.clock.now()) return this.abandon(id);
+    return s;
+  }
+
+  private async requireLive(id: string, now: number): Promise<SessionRecord> {
+    const s = await this.get(id);
+    if (s.status === "active" && s.valid_until <= now) {
+      const done = await this.settleLocked(s);
+      throw notLive(done, "its validity ran out before this update; it was settled as abandoned");
+    }
+    if (s.status !== "active") throw notLive(s, `it is ${s.status}`);
+    return s;
+  }
+
+  /** Abandons inside a serialized section (the lock is already held). */
+  private async settleLocked(s: SessionRecord): Promise<SessionRecord> {
+    const done = await this.settle(s, s.used_seconds, "abandoned", this.clock.now(), {
+      answered_at: s.answered_at,
+      holds: closeHolds(s.holds, s.valid_until),
+      ended_at: s.valid_until,
+    });
+    return done ?? this.get(s.id);
+  }
+
+  /** One operation per session at a time in this process (other processes are kept out by the version). */
+  private serial<T>(id: string, f: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const run = prev.then(f, f);
+    const tail = run.catch(() => {});
+    this.locks.set(id, tail);
+    void tail.then(() => {
+      if (this.locks.get(id) === tail) this.locks.delete(id);
+    });
+    return run;
+  }
+}
+
+/** The most seconds that cost no more than `seconds` do (increments and the minimum round up). */
+function coveredBy(price: CallPrice, seconds: number): number {
+  const cost = price(seconds);
+  if (cost === 0n) return seconds; // free: grant what was asked, no more
+  return Math.max(seconds, maxCoveredSeconds(price, cost, L.MAX_SESSION_SECONDS));
+}
+
+function intIn(value: number | undefined, dflt: number, min: number, max: number, field: string): number {
+  if (value === undefined) return dflt;
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw TallyError.validation(field, `must be an integer from ${min} to ${max}`);
+  return value;
+}
+
+function limitReached(accountId: string, limit: number): TallyError {
+  return new TallyError(
+    "session_limit_reached",
+    `account ${accountId} already has ${limit} live sessions (its limit)`,
+    { field: "account_id", limit },
+  );
+}
+
+function notLive(s: SessionRecord, why: string): TallyError {
+  return new TallyError("session_not_active", `session ${s.id} is not live: ${why}`, {
+    field: "id",
+    status: s.status,
+  });
+}
+
+/** Records what the update reports: the answer time (once), hold start and end. Validates before changing. */
+function applyFacts(s: SessionRecord, i: UpdateInput, now: number): void {
+  const late = now + 60_000; // clocks differ a little; more than a minute ahead is an error
+  if (i.answered_at !== undefined) {
+    if (i.answered_at > late) throw TallyError.validation("answered_at", "must not be in the future");
+    if (s.answered_at !== null && s.answered_at !== i.answered_at)
+      throw TallyError.validation("answered_at", "differs from the answer time already reported");
+    if (i.answered_at < s.created_at - 3600_000)
+      throw TallyError.validation("answered_at", "must not be more than an hour before the session started");
+    s.answered_at = i.answered_at;
+  }
+  const open = s.holds.length > 0 && s.holds[s.holds.length - 1]!.end === null;
+  if (i.hold_started_at !== undefined) {
+    if (open) throw TallyError.validation("hold_started_at", "the call is already on hold");
+    if (i.hold_started_at > late) throw TallyError.validation("hold_started_at", "must not be in the future");
+    if (s.holds.length >= L.MAX_HOLD_INTERVALS)
+      throw TallyError.validation("hold_started_at", `at most ${L.MAX_HOLD_INTERVALS} holds per session`);
+    s.holds.push({ start: i.hold_started_at, end: null });
+  }
+  if (i.hold_ended_at !== undefined) {
+    const last = s.holds[s.holds.length - 1];
+    if (!last || last.end !== null) throw TallyError.validation("hold_ended_at", "the call is not on hold");
+    if (i.hold_ended_at < last.start)
+      throw TallyError.validation("hold_ended_at", "must not be before the hold started");
+    last.end = i.hold_ended_at;
+  }
+  if (i.billable_seconds !== undefined) {
+    if (!Number.isInteger(i.billable_seconds) || i.billable_seconds < 0)
+      throw TallyError.validation("billable_seconds", "must be a non-negative integer");
+    if (i.billable_seconds < s.used_seconds)
+      throw TallyError.validation(
+        "billable_seconds",
+        `must not go back (${s.used_seconds} already reported)`,
+      );
+  }
+}
+
+function closeHolds(holds: HoldInterval[], at: number): HoldInterval[] {
+  return holds.map((h) => ({ start: h.start, end: h.end ?? Math.max(at, h.start) }));
+}
+
+function checkHolds(holds: HoldInterval[], field: string): void {
+  if (holds.length > L.MAX_HOLD_INTERVALS)
+    throw TallyError.validation(field, `must hold at most ${L.MAX_HOLD_INTERVALS} intervals`);
+  holds.forEach((h, i) => {
+    if (h.end !== null && h.end < h.start)
+      throw TallyError.validation(`${field}[${i}].ended_at`, "must not be before started_at");
+  });
+}
+
+function eventData(s: SessionRecord, extra: Metadata): Metadata {
+  return {
+    session_id: s.id,
+    service: s.service,
+    direction: s.direction,
+    status: s.status,
+    used_seconds: s.used_seconds,
+    ...(s.charged_amount !== null
+      ? {
+          billable_seconds: s.billable_seconds,
+          charged_seconds: s.charged_seconds,
+          charged_amount: formatCredits(s.charged_amount),
+        }
+      : {}),
+    ...extra,
+  };
+}
+
+function finalWarning(s: SessionRecord, secondsLeft: number): SessionEvent {
+  return {
+    type: "session.final_warning",
+    account_id: s.account_id,
+    data: { session_id: s.id, service: s.service, used_seconds: s.used_seconds, seconds_left: secondsLeft },
+  };
+}
+
+/**
+ * Where session events go besides in-process listeners: the events outbox when the store has one
+ * (appendEvents, EVENTS.md), else nowhere.
+ */
+export function publisherFor(store: object): (events: SessionEvent[]) => Promise<void> {
+  const s = store as { appendEvents?: (drafts: SessionEvent[], now: number) => Promise<void> };
+  if (typeof s.appendEvents !== "function") return async () => {};
+  return (events) => s.appendEvents!(events, Date.now());
+}
