@@ -1,5 +1,5 @@
 import { Type, type FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import type { FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { TallyError } from "../../domain/errors.ts";
 import type { Engine } from "../../ledger/engine.ts";
 import type { Balance } from "../../ledger/types.ts";
@@ -37,6 +37,7 @@ async function stream(
   reply: FastifyReply,
   accountId: string,
   deps: StreamDeps,
+  enders: Set<() => void>,
 ): Promise<void> {
   if (open >= MAX_STREAMS)
     throw new TallyError("rate_limited", "too many open streams on this server; retry later", {});
@@ -79,11 +80,14 @@ async function stream(
     void check();
   });
   const lifetime = setTimeout(() => res.end(), MAX_STREAM_MS);
+  const ender = () => res.end();
+  enders.add(ender);
   let closed = false;
   const close = () => {
     if (closed) return;
     closed = true;
     open--;
+    enders.delete(ender);
     clearInterval(poll);
     clearInterval(heartbeat);
     clearTimeout(lifetime);
@@ -93,8 +97,18 @@ async function stream(
   res.on("close", close);
 }
 
+/** Open streams end when the server closes (preClose), so it need not wait for the clients. */
+function endOnClose(app: FastifyInstance): Set<() => void> {
+  const enders = new Set<() => void>();
+  app.addHook("preClose", async () => {
+    for (const end of [...enders]) end();
+  });
+  return enders;
+}
+
 /** Operator: GET /v1/accounts/:id/stream. */
 export const operatorStreamRoutes: FastifyPluginAsyncTypebox<StreamDeps> = async (app, deps) => {
+  const enders = endOnClose(app);
   app.get(
     "/accounts/:id/stream",
     {
@@ -104,7 +118,7 @@ export const operatorStreamRoutes: FastifyPluginAsyncTypebox<StreamDeps> = async
         params: Type.Object({ id: Id }),
       },
     },
-    async (req, reply) => stream(req, reply, req.params.id, deps),
+    async (req, reply) => stream(req, reply, req.params.id, deps, enders),
   );
 };
 
@@ -112,6 +126,7 @@ export const operatorStreamRoutes: FastifyPluginAsyncTypebox<StreamDeps> = async
 export const customerStreamRoutes: FastifyPluginAsyncTypebox<
   StreamDeps & { customerAuth: CustomerAuth }
 > = async (app, deps) => {
+  const enders = endOnClose(app);
   app.get(
     "/credits/stream",
     {
@@ -121,6 +136,6 @@ export const customerStreamRoutes: FastifyPluginAsyncTypebox<
         summary: "Live balance and session events of your account (server-sent events)",
       },
     },
-    async (req, reply) => stream(req, reply, principalOf(req).account_id, deps),
+    async (req, reply) => stream(req, reply, principalOf(req).account_id, deps, enders),
   );
 };
