@@ -7,7 +7,7 @@
  */
 import { beforeAll, expect, it } from "vitest";
 import { describeEachStore } from "../support/stores.ts";
-import { useServer, type HttpCtx } from "../http/harness.ts";
+import { useServer } from "../http/harness.ts";
 
 const iso = (t: number) => new Date(t).toISOString();
 
