@@ -21,7 +21,7 @@ import { RateCards } from "../pricing/rate-cards.ts";
 import { rateLimit, type RateLimitSettings } from "./rate-limit.ts";
 import { sessionRoutes } from "./routes/sessions.ts";
 import { customerStreamRoutes, operatorStreamRoutes } from "./routes/stream.ts";
-import { SessionService, publisherFor } from "../sessions/service.ts";
+import { SessionService } from "../sessions/service.ts";
 import { sessionStoreFor } from "../sessions/store.ts";
 
 export interface AppOptions {
@@ -44,9 +44,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { engine, operator } = opts;
   const rateCards = opts.rateCards ?? new RateCards(engine.store, engine.clock);
   const customerAuth = opts.customerAuth ?? (await CustomerAuth.setup(engine.store, { clock: engine.clock }));
-  const sessions =
-    opts.sessions ??
-    new SessionService(engine, rateCards, sessionStoreFor(engine.store), publisherFor(engine.store));
+  const sessions = opts.sessions ?? new SessionService(engine, rateCards, sessionStoreFor(engine.store));
   const app = Fastify({
     logger: { level: opts.logLevel ?? process.env.LOG_LEVEL ?? "info" },
     bodyLimit: opts.bodyLimitBytes ?? 1024 * 1024,

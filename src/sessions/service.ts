@@ -84,28 +84,23 @@ export interface EndView {
 
 export class SessionService {
   private readonly locks = new Map<string, Promise<unknown>>();
-  private readonly listeners = new Set<(e: SessionEvent) => void>();
 
   constructor(
     readonly engine: Engine,
     readonly rateCards: RateCards,
     readonly store: SessionStore,
-    private readonly publish: (events: SessionEvent[]) => Promise<void> = async () => {},
   ) {}
 
   get clock(): Clock {
     return this.engine.clock;
   }
 
-  /** In-process listener for session events (the live streams). */
-  onEvent(fn: (e: SessionEvent) => void): () => void {
-    this.listeners.add(fn);
-    return () => this.listeners.delete(fn);
-  }
-
+  /**
+   * Session events go to the outbox after the session write that decides them (a conditional update only
+   * one writer wins), and from there to webhooks and the live streams (engine.onCommit in this process).
+   */
   private async emit(events: SessionEvent[]): Promise<void> {
-    for (const e of events) for (const fn of this.listeners) fn(e);
-    await this.publish(events);
+    await this.engine.publish(events);
   }
 
   // ---------- limits ----------
@@ -783,14 +778,4 @@ function finalWarning(s: SessionRecord, secondsLeft: number): SessionEvent {
     account_id: s.account_id,
     data: { session_id: s.id, service: s.service, used_seconds: s.used_seconds, seconds_left: secondsLeft },
   };
-}
-
-/**
- * Where session events go besides in-process listeners: the events outbox when the store has one
- * (appendEvents, EVENTS.md), else nowhere.
- */
-export function publisherFor(store: object): (events: SessionEvent[]) => Promise<void> {
-  const s = store as { appendEvents?: (drafts: SessionEvent[], now: number) => Promise<void> };
-  if (typeof s.appendEvents !== "function") return async () => {};
-  return (events) => s.appendEvents!(events, Date.now());
 }

@@ -1,6 +1,7 @@
 /** Live balance streams (server-sent events) over real HTTP: operator and customer, on both stores. */
 import { beforeAll, expect, it } from "vitest";
 import { describeEachStore } from "../support/stores.ts";
+import { Engine } from "../../src/ledger/engine.ts";
 import { OPERATOR_KEY, useServer } from "../http/harness.ts";
 
 interface Sse {
@@ -84,6 +85,21 @@ describeEachStore("live streams", (kind) => {
       expect(d.status).toBe(201);
       const changed = await s.next((e) => e.event === "balance" && e.data.available === "6.5");
       expect(changed.at - before).toBeLessThan(1000);
+
+      // Changes by another process (here: another engine on the same database, whose commits this
+      // server's engine does not hear about) arrive through the poll, also within a second.
+      const elsewhere = new Engine(t.store, { clock: t.clock });
+      const before2 = Date.now();
+      await elsewhere.debit({ id: `u2-${acct}`, account_id: acct, amount: 500_000n, service: "ai_voice" });
+      const polled = await s.next((e) => e.event === "balance" && e.data.available === "6");
+      expect(polled.at - before2).toBeLessThan(1000);
+      await elsewhere.publish([
+        { type: "session.abandoned", account_id: acct, data: { session_id: "ses_elsewhere" } },
+      ]);
+      await s.next((e) => e.event === "session.abandoned" && e.data.session_id === "ses_elsewhere");
+      await elsewhere.drain();
+      await elsewhere.grant({ account_id: acct, kind: "promotional", amount: 500_000n });
+      await s.next((e) => e.event === "balance" && e.data.available === "6.5");
 
       const t0 = t.clock.now();
       const st = (
