@@ -688,6 +688,12 @@ function capturePart(w: Working, input: CapturePartInput, now: number): CaptureR
     return { hold: copyHold(h), usage: copyUsage(existing), replay: true };
   }
   const h = requireActiveHold(w, input.hold_id, now);
+  if (input.from_captured !== undefined && h.captured_amount !== input.from_captured)
+    throw new TallyError(
+      "idempotency_conflict",
+      `hold ${h.id} has ${formatCredits(h.captured_amount)} captured, not ${formatCredits(input.from_captured)}`,
+      { field: "from_captured", id: h.id },
+    );
   const held = sumParts(h.parts);
   if (input.amount > held)
     throw TallyError.validation(

@@ -233,6 +233,8 @@ export interface CapturePartInput {
   service: string;
   quantity?: string | null;
   metadata?: Metadata;
+  /** Compare-and-set: the hold's captured_amount must be this before (else idempotency_conflict). */
+  from_captured?: bigint;
 }
 
 export interface RefundInput {

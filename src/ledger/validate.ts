@@ -97,6 +97,7 @@ export function validateCommand(cmd: Command): void {
       checkText(i.service, "service", LIMITS.MAX_SERVICE_LENGTH);
       if (i.quantity != null) checkText(i.quantity, "quantity", 64);
       checkMetadata(i.metadata, "metadata");
+      if (i.from_captured !== undefined) checkAmount(i.from_captured, "from_captured", { allowZero: true });
       return;
     }
     case "refund": {

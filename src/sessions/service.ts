@@ -71,8 +71,11 @@ export interface GrantView {
   session: SessionRecord;
   /** Seconds the caller may still use before the next update is needed (authorized − used). */
   granted_seconds: number;
-  /** Longest whole call the session's money covers now (billable seconds). */
-  max_seconds: number;
+  /**
+   * Longest whole call the session's money covers now (billable seconds). Known at the start and whenever the balance was read (a final grant); null on other
+   * updates, which do not read the balance.
+   */
+  max_seconds: number | null;
   final: boolean;
   held_amount: bigint;
 }
@@ -84,6 +87,7 @@ export interface EndView {
 
 export class SessionService {
   private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly pricers = new Map<string, CallPrice>();
 
   constructor(
     readonly engine: Engine,
@@ -129,9 +133,19 @@ export class SessionService {
     return card;
   }
 
-  private async pricerOf(s: SessionRecord): Promise<CallPrice> {
-    const card = await this.cardVersion(s.rate_version);
-    return callPricer(sessionRate(card, s.service, s.direction), s.metadata);
+  /** One pricer (with its cache of durations) per rate version, service, direction and metadata. */
+  private async pricerOf(
+    s: Pick<SessionRecord, "rate_version" | "service" | "direction" | "metadata">,
+  ): Promise<CallPrice> {
+    const key = `${s.rate_version}|${s.service}|${s.direction}|${JSON.stringify(s.metadata)}`;
+    let p = this.pricers.get(key);
+    if (!p) {
+      const card = await this.cardVersion(s.rate_version);
+      p = callPricer(sessionRate(card, s.service, s.direction), s.metadata);
+      if (this.pricers.size >= 1000) this.pricers.clear();
+      this.pricers.set(key, p);
+    }
+    return p;
   }
 
   // ---------- start ----------
@@ -173,9 +187,12 @@ export class SessionService {
     const price = callPricer(sessionRate(card, input.service, direction), metadata);
 
     // Sessions past their validity no longer count: settle them first.
-    await this.settleDue(input.account_id);
+    const live: SessionRecord[] = [];
+    for (const other of await this.store.listActive(account.id)) {
+      if (other.valid_until <= now) await this.abandon(other.id);
+      else live.push(other);
+    }
     const limit = await this.concurrencyLimit(account.id);
-    const live = await this.store.listActive(account.id);
     if (limit !== null && live.length >= limit) throw limitReached(account.id, limit);
 
     const id = newId("ses", now);
@@ -223,6 +240,8 @@ export class SessionService {
       direction,
       status: "active",
       hold_id: hold ? hold.id : null,
+      hold_amount: hold ? hold.amount : 0n,
+      hold_expires_at: hold ? hold.expires_at : 0,
       rate_version: card.version,
       metadata,
       grant_seconds: grantSeconds,
@@ -267,15 +286,15 @@ export class SessionService {
     };
   }
 
-  /** What live sessions' minimums still lack beyond what they hold or committed (0 while holds are intact). */
+  /**
+   * What live sessions' minimums still lack beyond the money they hold (none while every caller stays
+   * within its grant; a caller that talks past it owes the difference, which a new session must not take).
+   */
   private async uncoveredMinimums(live: SessionRecord[]): Promise<bigint> {
     let owed = 0n;
     for (const s of live) {
-      if (!s.hold_id) continue;
       const price = await this.pricerOf(s);
-      const h = await this.engine.getHold(s.hold_id);
-      const has = h.captured_amount + (h.status === "active" ? h.amount - h.captured_amount : 0n);
-      const need = price(Math.max(1, s.used_seconds)) - has;
+      const need = price(Math.max(1, s.used_seconds)) - s.hold_amount;
       if (need > 0n) owed += need;
     }
     return owed;
@@ -310,35 +329,29 @@ export class SessionService {
       next.used_seconds = used;
       next.valid_until = now + s.validity_seconds * 1000;
 
-      let held = 0n;
-      let max = L.MAX_SESSION_SECONDS;
+      let max: number | null = null;
       if (s.hold_id) {
-        const money = await this.extend(
-          s,
-          price,
-          used,
-          grantSeconds,
-          now + s.validity_seconds * 1000 + HOLD_GRACE_MS,
-        );
+        const money = await this.extend(s, price, used, grantSeconds, now);
         next.authorized_seconds = money.authorized;
         next.final = money.final;
-        held = money.held;
+        next.hold_amount = money.hold_amount;
+        next.hold_expires_at = money.hold_expires_at;
+        next.committed_amount = money.committed;
         max = money.max;
         // The periodic debit: commit what is used (as far as authorized) once a debit interval has passed.
         const upTo = Math.min(used, next.authorized_seconds);
         if (upTo - s.committed_seconds >= s.debit_interval_seconds) {
-          const c = await this.commit(s, price, upTo, money.committed);
-          if (c) {
-            next.committed_seconds = upTo;
-            next.committed_amount = c.captured_total;
-            if (!next.commit_usage_ids.includes(c.usage_id)) next.commit_usage_ids.push(c.usage_id);
-            held -= c.amount;
-          }
+          const c = await this.commit(s, price, upTo, next.committed_amount);
+          next.committed_seconds = upTo;
+          next.committed_amount = c.captured_total;
+          if (c.usage_id && !next.commit_usage_ids.includes(c.usage_id))
+            next.commit_usage_ids.push(c.usage_id);
         }
       } else {
         next.authorized_seconds = Math.min(used + grantSeconds, L.MAX_SESSION_SECONDS);
         next.final = next.authorized_seconds < used + grantSeconds;
       }
+      const held = next.hold_amount - next.committed_amount;
       next.updated_at = now;
       next.version = s.version + 1;
       if (!(await this.store.update(next, s.version))) continue; // another writer: read again
@@ -357,78 +370,138 @@ export class SessionService {
     });
   }
 
-  /** Extends the hold to cover used + grant where the money allows; pushes its expiry either way. */
+  /**
+   * Keeps the hold ahead of the call: when less than half a grant is left, extends it to used + grant (as far
+   * as the balance allows; only then is the balance read), and pushes its expiry when it comes near. The
+   * common update touches the ledger once every few updates, with the values of the session row as
+   * compare-and-set guards (a stale row is refused by the ledger, and the hold is read again).
+   */
   private async extend(
     s: SessionRecord,
     price: CallPrice,
     used: number,
-    grantSeconds: number,
-    holdExpiresAt: number,
-  ): Promise<{ authorized: number; final: boolean; held: bigint; committed: bigint; max: number }> {
-    for (let attempt = 0; ; attempt++) {
-      const h = await this.engine.getHold(s.hold_id!);
-      if (h.status !== "active") throw notLive(s, "its hold is no longer active");
-      const committed = h.captured_amount;
-      const held = h.amount - h.captured_amount;
-      const available = (await this.engine.balance(s.account_id)).available;
-      const covered = maxCoveredSeconds(price, committed + held + available, L.MAX_SESSION_SECONDS);
-      // What is already held stays authorized even if the price of it is now more than needed.
-      const alreadyCovered = Math.max(
-        s.authorized_seconds,
-        maxCoveredSeconds(price, committed + held, L.MAX_SESSION_SECONDS),
-      );
-      const d = nextGrant({
-        used_seconds: used,
-        authorized_seconds: alreadyCovered,
-        grant_seconds: grantSeconds,
-        covered_seconds: covered,
-        cap_seconds: L.MAX_SESSION_SECONDS,
-      });
-      const need = price(d.authorized_seconds) - committed - held;
-      const more = need > 0n ? need : 0n;
+    grant: number,
+    now: number,
+  ): Promise<{
+    authorized: number;
+    final: boolean;
+    hold_amount: bigint;
+    hold_expires_at: number;
+    committed: bigint;
+    max: number | null;
+  }> {
+    const cap = L.MAX_SESSION_SECONDS;
+    const wantExpiry = now + s.validity_seconds * 1000 + HOLD_GRACE_MS;
+    let amount = s.hold_amount;
+    let committed = s.committed_amount;
+    let expires = s.hold_expires_at;
+    let budget: bigint | null = null; // set once the balance was read (the final path)
+    for (let attempt = 0; attempt < 6; attempt++) {
+      // Every second the session's money (held + captured) pays for.
+      const paid = Math.max(s.authorized_seconds, coveredBy(price, maxCoveredSeconds(price, amount, cap)));
+      const low = paid - used < Math.ceil(grant / 2) && paid < cap;
+      const nearExpiry = expires - now < s.validity_seconds * 1000 + HOLD_GRACE_MS / 2;
+      if (!low && !nearExpiry)
+        return {
+          authorized: paid,
+          final: s.final,
+          hold_amount: amount,
+          hold_expires_at: expires,
+          committed,
+          max: null,
+        };
+      let target = low ? Math.min(used + grant, cap) : paid;
+      let final = low && used + grant > cap;
+      let max: number | null = null;
+      if (budget !== null) {
+        max = maxCoveredSeconds(price, budget, cap);
+        const d = nextGrant({
+          used_seconds: used,
+          authorized_seconds: paid,
+          grant_seconds: grant,
+          covered_seconds: max,
+          cap_seconds: cap,
+        });
+        target = d.authorized_seconds;
+        final = d.final;
+      }
+      const more = price(target) - amount;
       try {
         const r = await this.engine.extendHold({
-          hold_id: h.id,
-          amount: more,
-          from_amount: h.amount,
-          expires_at: Math.max(holdExpiresAt, h.expires_at),
+          hold_id: s.hold_id!,
+          amount: more > 0n ? more : 0n,
+          from_amount: amount,
+          expires_at: Math.max(wantExpiry, expires),
         });
         return {
-          authorized: coveredBy(price, d.authorized_seconds),
-          final: d.final,
-          held: r.hold.amount - r.hold.captured_amount,
-          committed,
-          max: covered,
+          authorized: Math.max(paid, coveredBy(price, target)),
+          final,
+          hold_amount: r.hold.amount,
+          hold_expires_at: r.hold.expires_at,
+          committed: r.hold.captured_amount,
+          max,
         };
       } catch (err) {
-        const retry =
-          err instanceof TallyError &&
-          (err.code === "insufficient_credits" || err.code === "idempotency_conflict") &&
-          attempt < 3;
-        if (!retry) throw err;
+        if (!(err instanceof TallyError)) throw err;
+        if (err.code === "insufficient_credits") {
+          // Not enough for a full grant: read the balance and grant what it covers (final).
+          budget = amount + (await this.engine.balance(s.account_id)).available;
+        } else if (
+          err.code === "idempotency_conflict" ||
+          err.code === "hold_not_active" ||
+          err.code === "hold_expired"
+        ) {
+          const h = await this.engine.getHold(s.hold_id!);
+          if (h.status !== "active" || h.expires_at <= now) throw notLive(s, "its hold is no longer active");
+          amount = h.amount;
+          committed = h.captured_amount;
+          expires = h.expires_at;
+        } else throw err;
       }
     }
+    throw new TallyError("idempotency_conflict", `session ${s.id} is being updated concurrently; retry`, {
+      field: "id",
+    });
   }
 
-  /** Captures price(upTo) − committed from the hold, with an id derived from the session and upTo. */
+  /**
+   * Captures price(upTo) − committed from the hold (usage id derived from the session and upTo); the
+   * captured total is the compare-and-set guard, so a stale view never captures twice.
+   */
   private async commit(
     s: SessionRecord,
     price: CallPrice,
     upTo: number,
     committed: bigint,
-  ): Promise<{ usage_id: string; amount: bigint; captured_total: bigint } | null> {
-    const amount = price(upTo) - committed;
-    if (amount <= 0n) return null;
-    const usageId = `${s.id}.t${upTo}`;
-    const r = await this.engine.capturePart({
-      hold_id: s.hold_id!,
-      amount,
-      usage_id: usageId,
-      service: s.service,
-      quantity: String(upTo),
-      metadata: { session_id: s.id, direction: s.direction, committed_seconds: upTo },
+  ): Promise<{ usage_id: string | null; captured_total: bigint }> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const amount = price(upTo) - committed;
+      if (amount <= 0n) return { usage_id: null, captured_total: committed };
+      const usageId = `${s.id}.t${upTo}`;
+      try {
+        const r = await this.engine.capturePart({
+          hold_id: s.hold_id!,
+          amount,
+          usage_id: usageId,
+          service: s.service,
+          quantity: String(upTo),
+          metadata: { session_id: s.id, direction: s.direction, committed_seconds: upTo },
+          from_captured: committed,
+        });
+        return { usage_id: usageId, captured_total: r.hold.captured_amount };
+      } catch (err) {
+        if (!(
+          err instanceof TallyError &&
+          err.code === "idempotency_conflict" &&
+          err.details.field === "from_captured"
+        ))
+          throw err;
+        committed = (await this.engine.getHold(s.hold_id!)).captured_amount;
+      }
+    }
+    throw new TallyError("idempotency_conflict", `session ${s.id} is being updated concurrently; retry`, {
+      field: "id",
     });
-    return { usage_id: usageId, amount, captured_total: r.hold.captured_amount };
   }
 
   // ---------- end and abandonment ----------
@@ -585,13 +658,6 @@ export class SessionService {
       });
       left -= take;
     }
-  }
-
-  /** Settles one account's sessions past their validity (lazily, before a start). */
-  private async settleDue(accountId: string): Promise<void> {
-    const now = this.clock.now();
-    for (const s of await this.store.listActive(accountId))
-      if (s.valid_until <= now) await this.abandon(s.id);
   }
 
   /** Settles a session past its validity at its last reported usage. No-op if it is no longer due. */

@@ -15,6 +15,12 @@ export interface SessionRecord {
   status: SessionStatus;
   /** Null for a free call (nothing to hold). */
   hold_id: string | null;
+  /**
+   * The hold's total (held + captured) and expiry as this service last wrote them: the compare-and-set
+   * values of the next ledger command (a stale value is refused by the ledger, then read again).
+   */
+  hold_amount: bigint;
+  hold_expires_at: number;
   /** The rate card version in force at the start: the whole call is priced by it. */
   rate_version: number;
   metadata: Metadata;
@@ -74,6 +80,7 @@ export function encodeSession(s: SessionRecord): string {
 export function decodeSession(text: string): SessionRecord {
   const o = JSON.parse(text) as SessionRecord & Record<string, unknown>;
   o.committed_amount = BigInt(o.committed_amount as unknown as string);
+  o.hold_amount = BigInt(o.hold_amount as unknown as string);
   o.charged_amount = o.charged_amount === null ? null : BigInt(o.charged_amount as unknown as string);
   return o;
 }

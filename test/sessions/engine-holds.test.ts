@@ -181,6 +181,22 @@ describeEachStore("holds: capture part", (kind) => {
     expect(kinds.filter((k) => k === "capture").length).toBeGreaterThanOrEqual(2);
   });
 
+  it("from_captured guards against a stale view of what was captured", async () => {
+    const { account } = await fundedAccount(t.engine, [{ kind: "purchase", amount: cr(10) }]);
+    const { hold } = await t.engine.hold({ account_id: account, amount: cr(5) });
+    const part = (usage_id: string, from: bigint) =>
+      t.engine.capturePart({ hold_id: hold.id, amount: cr(1), usage_id, service: "v", from_captured: from });
+    await part(uid("use"), 0n);
+    await expectRefusedUnchanged(
+      t.engine,
+      [account],
+      () => part(uid("use"), 0n),
+      "idempotency_conflict",
+      "from_captured",
+    );
+    expect((await part(uid("use"), cr(1))).hold.captured_amount).toBe(cr(2));
+  });
+
   it("refuses more than the hold has left, and holds that are not active", async () => {
     const { account } = await fundedAccount(t.engine, [{ kind: "purchase", amount: cr(10) }]);
     const { hold } = await t.engine.hold({ account_id: account, amount: cr(2), ttl_ms: MINUTE });
