@@ -111,7 +111,9 @@ async function runStore(store: StoreName, scratch: Scratch): Promise<StoreRun> {
       },
     );
     const startSeconds = (performance.now() - t0) / 1000;
-    log(`${store}: started in ${startSeconds.toFixed(1)} s; updating each every ${INTERVAL} s for ${SECONDS} s`);
+    log(
+      `${store}: started in ${startSeconds.toFixed(1)} s; updating each every ${INTERVAL} s for ${SECONDS} s`,
+    );
     let k = 0;
     const updates = await paced({
       base,
@@ -125,7 +127,9 @@ async function runStore(store: StoreName, scratch: Scratch): Promise<StoreRun> {
         body: "{}",
       }),
     });
-    log(`${store}: updates p50 ${updates.latency.p50.toFixed(1)} ms, p99 ${updates.latency.p99.toFixed(1)} ms`);
+    log(
+      `${store}: updates p50 ${updates.latency.p50.toFixed(1)} ms, p99 ${updates.latency.p99.toFixed(1)} ms`,
+    );
     const limits = await Promise.all(
       accounts.slice(0, 5).map((a) => call(base, "GET", `/v1/accounts/${a}/session-limit`)),
     );
@@ -150,9 +154,6 @@ async function runStore(store: StoreName, scratch: Scratch): Promise<StoreRun> {
       }),
     });
     log(`${store}: debits  p50 ${debits.latency.p50.toFixed(1)} ms, p99 ${debits.latency.p99.toFixed(1)} ms`);
-    await pool(ids, START_CONCURRENCY, async (id) => {
-      await call(base, "POST", `/v1/sessions/${id}/end`, {});
-    });
     return {
       store,
       started: ids.length,
@@ -204,7 +205,8 @@ function writeDoc(path: string, section: string): void {
   let doc = readFileSync(path, "utf8");
   const start = doc.indexOf("<!-- sessions-bench:start");
   const end = doc.indexOf("<!-- sessions-bench:end -->");
-  if (start >= 0 && end > start) doc = doc.slice(0, start) + section + doc.slice(end + "<!-- sessions-bench:end -->".length);
+  if (start >= 0 && end > start)
+    doc = doc.slice(0, start) + section + doc.slice(end + "<!-- sessions-bench:end -->".length);
   else doc = doc.trimEnd() + "\n\n## Live sessions\n\n" + section + "\n";
   writeFileSync(path, doc);
 }

@@ -13,6 +13,12 @@ type Row = { data: string };
 /** Sessions on the SQLite store's connection (one writer: the count and the insert share a transaction). */
 export class SqliteSessionStore implements SessionStore {
   private readonly stmts = new Map<string, Database.Statement>();
+  private pending: {
+    s: SessionRecord;
+    expectedVersion: number;
+    resolve: (ok: boolean) => void;
+    reject: (err: unknown) => void;
+  }[] = [];
 
   constructor(private readonly db: Database.Database) {}
 
@@ -52,11 +58,39 @@ export class SqliteSessionStore implements SessionStore {
     return r ? decodeSession(r.data) : null;
   }
 
-  async update(s: SessionRecord, expectedVersion: number): Promise<boolean> {
-    const r = this.s(
+  /**
+   * Conditional writes are queued and written together, one transaction (one durable commit) per turn of
+   * the event loop: thousands of live sessions update every few seconds, and SQLite commits one at a time.
+   */
+  update(s: SessionRecord, expectedVersion: number): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ s, expectedVersion, resolve, reject });
+      if (this.pending.length === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const batch = this.pending.splice(0);
+    if (batch.length === 0) return;
+    const st = this.s(
       "UPDATE sessions SET status = ?, valid_until = ?, version = ?, data = ? WHERE id = ? AND version = ?",
-    ).run(s.status, s.valid_until, s.version, encodeSession(s), s.id, expectedVersion);
-    return r.changes === 1;
+    );
+    let results: boolean[];
+    try {
+      results = this.db
+        .transaction(() =>
+          batch.map(
+            (u) =>
+              st.run(u.s.status, u.s.valid_until, u.s.version, encodeSession(u.s), u.s.id, u.expectedVersion)
+                .changes === 1,
+          ),
+        )
+        .immediate();
+    } catch (err) {
+      for (const u of batch) u.reject(err);
+      return;
+    }
+    batch.forEach((u, i) => u.resolve(results[i]!));
   }
 
   async listActive(accountId: string): Promise<SessionRecord[]> {
