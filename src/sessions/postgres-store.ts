@@ -9,9 +9,19 @@ import {
 } from "./types.ts";
 
 type Row = { data: string };
+type Pending = {
+  s: SessionRecord;
+  expectedVersion: number;
+  resolve: (ok: boolean) => void;
+  reject: (err: unknown) => void;
+};
+const MAX_BATCH = 1000;
 
 /** Sessions on the PostgreSQL store's pool. */
 export class PostgresSessionStore implements SessionStore {
+  private pending: Pending[] = [];
+  private flushing = false;
+
   constructor(private readonly pool: pg.Pool) {}
 
   async insert(s: SessionRecord, maxConcurrent: number | null): Promise<boolean> {
@@ -59,18 +69,74 @@ export class PostgresSessionStore implements SessionStore {
     return rows[0] ? decodeSession(rows[0].data) : null;
   }
 
-  async update(s: SessionRecord, expectedVersion: number): Promise<boolean> {
-    const r = await this.pool.query(
-      "UPDATE sessions SET status = $1, valid_until = $2, version = $3, data = $4 WHERE id = $5 AND version = $6",
-      [s.status, s.valid_until, s.version, encodeSession(s), s.id, expectedVersion],
-    );
-    return r.rowCount === 1;
+  /**
+   * Conditional writes are queued and sent together: one statement and one commit for every write queued
+   * while the previous batch was in flight (thousands of live sessions update every few seconds).
+   */
+  update(s: SessionRecord, expectedVersion: number): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ s, expectedVersion, resolve, reject });
+      if (!this.flushing) {
+        this.flushing = true;
+        setImmediate(() => void this.flush());
+      }
+    });
+  }
+
+  private async flush(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        // One write per session in a statement (a second one for the same session waits for the next).
+        const seen = new Set<string>();
+        const batch: Pending[] = [];
+        const later: Pending[] = [];
+        for (const u of this.pending.splice(0, MAX_BATCH)) {
+          if (seen.has(u.s.id)) later.push(u);
+          else {
+            seen.add(u.s.id);
+            batch.push(u);
+          }
+        }
+        this.pending.unshift(...later);
+        try {
+          const { rows } = await this.pool.query<{ id: string }>(
+            `UPDATE sessions s SET status = v.status, valid_until = v.valid_until, version = v.version, data = v.data
+             FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::text[], $6::int[])
+               AS v(id, status, valid_until, version, data, expected)
+             WHERE s.id = v.id AND s.version = v.expected
+             RETURNING s.id`,
+            [
+              batch.map((u) => u.s.id),
+              batch.map((u) => u.s.status),
+              batch.map((u) => u.s.valid_until),
+              batch.map((u) => u.s.version),
+              batch.map((u) => encodeSession(u.s)),
+              batch.map((u) => u.expectedVersion),
+            ],
+          );
+          const ok = new Set(rows.map((r) => r.id));
+          for (const u of batch) u.resolve(ok.has(u.s.id));
+        } catch (err) {
+          for (const u of batch) u.reject(err);
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
   }
 
   async listActive(accountId: string): Promise<SessionRecord[]> {
     const { rows } = await this.pool.query<Row>(
       "SELECT data FROM sessions WHERE account_id = $1 AND status = 'active' ORDER BY id",
       [accountId],
+    );
+    return rows.map((r) => decodeSession(r.data));
+  }
+
+  async listDueOf(accountId: string, now: number): Promise<SessionRecord[]> {
+    const { rows } = await this.pool.query<Row>(
+      "SELECT data FROM sessions WHERE account_id = $1 AND status = 'active' AND valid_until <= $2 ORDER BY id LIMIT 1000",
+      [accountId, now],
     );
     return rows.map((r) => decodeSession(r.data));
   }

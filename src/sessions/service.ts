@@ -24,7 +24,7 @@ import {
   type HoldInterval,
 } from "../domain/sessions.ts";
 import type { Engine } from "../ledger/engine.ts";
-import type { HoldRecord, Metadata } from "../ledger/types.ts";
+import type { Metadata } from "../ledger/types.ts";
 import type { RateCards } from "../pricing/rate-cards.ts";
 import type { SessionRecord, SessionStore } from "./types.ts";
 
@@ -187,61 +187,40 @@ export class SessionService {
     const price = callPricer(sessionRate(card, input.service, direction), metadata);
 
     // Sessions past their validity no longer count: settle them first.
-    const live: SessionRecord[] = [];
-    for (const other of await this.store.listActive(account.id)) {
-      if (other.valid_until <= now) await this.abandon(other.id);
-      else live.push(other);
-    }
+    for (const due of await this.store.listDueOf(account.id, now)) await this.abandon(due.id);
     const limit = await this.concurrencyLimit(account.id);
-    if (limit !== null && live.length >= limit) throw limitReached(account.id, limit);
+    if (limit !== null && (await this.store.countActive(account.id)) >= limit)
+      throw limitReached(account.id, limit);
 
     const id = newId("ses", now);
     const holdId = "hld_" + id.slice(4);
-    let max = 0;
-    let granted = 0;
-    let hold: HoldRecord | null = null;
-    for (let attempt = 0; ; attempt++) {
+    const holdExpiresAt = now + validity * 1000 + HOLD_GRACE_MS;
+    // Admission: the shortest call (one second: the minimum and the per-call fee) must be covered by what
+    // is available — every live session's own hold already covers its minimum, so nothing of theirs is taken.
+    const plan = async () => {
       const available = (await this.engine.balance(account.id)).available;
-      // Admission: every live session's minimum must stay covered (their holds normally cover it already).
-      const owed = await this.uncoveredMinimums(live);
-      const budget = available - owed;
       const minimum = price(1);
-      if (budget < minimum)
+      if (available < minimum)
         throw new TallyError(
           "insufficient_credits",
-          `account ${account.id} cannot cover the shortest call (${minimum} micro-credits)`,
-          { field: "account_id", shortfall: minimum - (budget > 0n ? budget : 0n), available },
+          `account ${account.id} cannot cover the shortest call (${formatCredits(minimum)} credits)`,
+          { field: "account_id", shortfall: minimum - available, available },
         );
-      max = maxCoveredSeconds(price, budget, L.MAX_SESSION_SECONDS);
+      const max = maxCoveredSeconds(price, available, L.MAX_SESSION_SECONDS);
       // Every second the held amount pays for (increments and the minimum round the grant up).
-      granted = coveredBy(price, Math.min(grantSeconds, max));
-      const amount = price(granted);
-      if (amount === 0n) break; // a free call holds nothing
-      try {
-        hold = (
-          await this.engine.hold({
-            id: holdId,
-            account_id: account.id,
-            amount,
-            expires_at: now + validity * 1000 + HOLD_GRACE_MS,
-            metadata: { session_id: id },
-          })
-        ).hold;
-        break;
-      } catch (err) {
-        // The balance moved between the read and the hold: read again (a few times).
-        if (!(err instanceof TallyError && err.code === "insufficient_credits") || attempt >= 2) throw err;
-      }
-    }
+      const granted = coveredBy(price, Math.min(grantSeconds, max));
+      return { max, granted, amount: price(granted) };
+    };
+    let p = await plan();
     const s: SessionRecord = {
       id,
       account_id: account.id,
       service: input.service,
       direction,
       status: "active",
-      hold_id: hold ? hold.id : null,
-      hold_amount: hold ? hold.amount : 0n,
-      hold_expires_at: hold ? hold.expires_at : 0,
+      hold_id: p.amount > 0n ? holdId : null,
+      hold_amount: p.amount,
+      hold_expires_at: p.amount > 0n ? holdExpiresAt : 0,
       rate_version: card.version,
       metadata,
       grant_seconds: grantSeconds,
@@ -250,11 +229,11 @@ export class SessionService {
       answered_at: input.answered_at ?? null,
       holds: [],
       used_seconds: 0,
-      authorized_seconds: granted,
+      authorized_seconds: p.granted,
       committed_seconds: 0,
       committed_amount: 0n,
       commit_usage_ids: [],
-      final: granted < grantSeconds,
+      final: p.granted < grantSeconds,
       valid_until: now + validity * 1000,
       created_at: now,
       updated_at: now,
@@ -264,40 +243,63 @@ export class SessionService {
       charged_amount: null,
       version: 1,
     };
-    if (!(await this.store.insert(s, limit))) {
-      if (hold) await this.engine.release(hold.id);
-      throw limitReached(account.id, limit ?? 0);
-    }
-    const events: SessionEvent[] = [
+    // The row first (the concurrency limit is checked atomically with the insert), then the hold, which
+    // carries the events: they exist exactly when the session's credits are held.
+    if (!(await this.store.insert(s, limit))) throw limitReached(account.id, limit ?? 0);
+    const events = (v: SessionRecord, max: number): SessionEvent[] => [
       {
         type: "session.started",
-        account_id: s.account_id,
-        data: eventData(s, { granted_seconds: granted, max_seconds: max }),
+        account_id: v.account_id,
+        data: eventData(v, { granted_seconds: v.authorized_seconds, max_seconds: max }),
       },
+      ...(v.final ? [finalWarning(v, v.authorized_seconds)] : []),
     ];
-    if (s.final) events.push(finalWarning(s, granted));
-    await this.emit(events);
-    return {
-      session: s,
-      granted_seconds: granted,
-      max_seconds: max,
-      final: s.final,
-      held_amount: hold ? hold.amount : 0n,
-    };
-  }
-
-  /**
-   * What live sessions' minimums still lack beyond the money they hold (none while every caller stays
-   * within its grant; a caller that talks past it owes the difference, which a new session must not take).
-   */
-  private async uncoveredMinimums(live: SessionRecord[]): Promise<bigint> {
-    let owed = 0n;
-    for (const s of live) {
-      const price = await this.pricerOf(s);
-      const need = price(Math.max(1, s.used_seconds)) - s.hold_amount;
-      if (need > 0n) owed += need;
+    if (!s.hold_id) {
+      await this.emit(events(s, p.max));
+      return { session: s, granted_seconds: p.granted, max_seconds: p.max, final: s.final, held_amount: 0n };
     }
-    return owed;
+    let cur = s;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.engine.hold({
+          id: holdId,
+          account_id: account.id,
+          amount: cur.hold_amount,
+          expires_at: holdExpiresAt,
+          metadata: { session_id: id },
+          events: events(cur, p.max),
+        });
+        return {
+          session: cur,
+          granted_seconds: cur.authorized_seconds,
+          max_seconds: p.max,
+          final: cur.final,
+          held_amount: cur.hold_amount,
+        };
+      } catch (err) {
+        // The balance moved between the read and the hold: plan again (a few times), or give up cleanly.
+        const moved = err instanceof TallyError && err.code === "insufficient_credits" && attempt < 2;
+        let next: SessionRecord;
+        if (moved) {
+          try {
+            p = await plan();
+          } catch (refused) {
+            await this.store.update({ ...cancelled(cur, now) }, cur.version);
+            throw refused;
+          }
+          next = {
+            ...cur,
+            hold_amount: p.amount,
+            authorized_seconds: p.granted,
+            final: p.granted < grantSeconds,
+            version: cur.version + 1,
+          };
+        } else next = cancelled(cur, now);
+        if (!(await this.store.update(next, cur.version))) throw err;
+        if (!moved) throw err;
+        cur = next;
+      }
+    }
   }
 
   // ---------- update ----------
@@ -739,6 +741,22 @@ export class SessionService {
     });
     return run;
   }
+}
+
+/** A session whose hold could not be taken: closed at once, charged nothing, no event. */
+function cancelled(s: SessionRecord, now: number): SessionRecord {
+  return {
+    ...s,
+    status: "ended",
+    hold_id: null,
+    hold_amount: 0n,
+    ended_at: now,
+    billable_seconds: 0,
+    charged_seconds: 0,
+    charged_amount: 0n,
+    updated_at: now,
+    version: s.version + 1,
+  };
 }
 
 /** The most seconds that cost no more than `seconds` do (increments and the minimum round up). */

@@ -100,6 +100,13 @@ export class SqliteSessionStore implements SessionStore {
     return rows.map((r) => decodeSession(r.data));
   }
 
+  async listDueOf(accountId: string, now: number): Promise<SessionRecord[]> {
+    const rows = this.s(
+      "SELECT data FROM sessions WHERE account_id = ? AND status = 'active' AND valid_until <= ? ORDER BY id LIMIT 1000",
+    ).all(accountId, now) as Row[];
+    return rows.map((r) => decodeSession(r.data));
+  }
+
   async listDue(now: number, limit: number): Promise<SessionRecord[]> {
     const rows = this.s(
       "SELECT data FROM sessions WHERE status = 'active' AND valid_until <= ? ORDER BY valid_until LIMIT ?",

@@ -67,6 +67,8 @@ export interface SessionStore {
   /** Writes `s` (with s.version = expected + 1) if the stored version is still `expectedVersion`. */
   update(s: SessionRecord, expectedVersion: number): Promise<boolean>;
   listActive(accountId: string): Promise<SessionRecord[]>;
+  /** One account's active sessions whose validity ran out. */
+  listDueOf(accountId: string, now: number): Promise<SessionRecord[]>;
   countActive(accountId: string): Promise<number>;
   /** Active sessions whose validity ran out, oldest deadline first. */
   listDue(now: number, limit: number): Promise<SessionRecord[]>;
