@@ -556,8 +556,13 @@ export class SessionService {
     let amount = price(billable);
     let committed = 0n;
     const finalUsage = `${s.id}.end`;
-    if (s.hold_id) {
-      const h = await this.engine.getHold(s.hold_id);
+    // A hold that was never taken (the process stopped between the session's insert and its hold): the
+    // session never had credits and is charged nothing.
+    const h = s.hold_id ? await this.engine.store.getHold(s.hold_id) : null;
+    if (s.hold_id && !h) {
+      amount = 0n;
+      charged = 0;
+    } else if (h) {
       committed = h.captured_amount;
       const held = h.status === "active" ? h.amount - h.captured_amount : 0n;
       if (h.status === "captured") {
@@ -684,14 +689,26 @@ export class SessionService {
   /** The sweep: settles every abandoned session (in rounds); returns how many. */
   async sweep(limit = 500): Promise<number> {
     let n = 0;
+    const failed: { id: string; err: unknown }[] = [];
     for (let round = 0; round < 100; round++) {
       const due = await this.store.listDue(this.clock.now(), limit);
       for (const s of due) {
-        const r = await this.abandon(s.id);
-        if (r.status === "abandoned") n++;
+        try {
+          const r = await this.abandon(s.id);
+          if (r.status === "abandoned") n++;
+        } catch (err) {
+          // One session that cannot be settled now (the store briefly down) must not hold up the others.
+          failed.push({ id: s.id, err });
+        }
       }
+      if (failed.length >= limit) break;
       if (due.length < limit) break;
     }
+    if (failed.length > 0)
+      throw new AggregateError(
+        failed.map((f) => f.err),
+        `${n} sessions settled; ${failed.length} could not be (first: ${failed[0]!.id}), retried at the next sweep`,
+      );
     return n;
   }
 

@@ -243,6 +243,31 @@ describeEachStore("sessions API", (kind) => {
     expect(list.data.length).toBe(2);
   });
 
+  it("a session whose hold was never taken (a crash between insert and hold) is settled for nothing", async () => {
+    const acct = await account(t, "10");
+    const s = (
+      await t.op("POST", "/v1/sessions", { account_id: acct, service: "ai_voice", validity_seconds: 5 })
+    ).body;
+    const row = (await t.app.sessions.store.get(s.id))!;
+    const ghost = {
+      ...row,
+      id: row.id.replace(/.$/, (c: string) => (c === "0" ? "1" : "0")),
+      hold_id: "hld_never_taken",
+    };
+    expect(await t.app.sessions.store.insert(ghost, null)).toBe(true);
+    t.clock.advance(6_000);
+    expect(await t.app.sessions.sweep()).toBeGreaterThanOrEqual(2);
+    expect((await t.op("GET", `/v1/sessions/${ghost.id}`)).body).toMatchObject({
+      status: "abandoned",
+      charged_amount: "0",
+    });
+    expect((await t.op("GET", `/v1/sessions/${s.id}`)).body).toMatchObject({
+      status: "abandoned",
+      charged_amount: "0",
+    });
+    expect(await balance(t, acct)).toMatchObject({ available: "10", held: "0" });
+  });
+
   it("a per-account limit on concurrent sessions", async () => {
     const acct = await account(t, "100");
     expect((await t.op("PUT", `/v1/accounts/${acct}/session-limit`, { max_concurrent: 2 })).status).toBe(200);
