@@ -33,6 +33,10 @@ import { purchaseRoutes } from "./routes/purchases.ts";
 import { customerPurchaseRoutes } from "./routes/customer-purchases.ts";
 import { checkoutPageRoutes } from "./routes/checkout.ts";
 import { stripeWebhookRoutes } from "./routes/stripe-webhook.ts";
+import { sessionRoutes } from "./routes/sessions.ts";
+import { customerStreamRoutes, operatorStreamRoutes } from "./routes/stream.ts";
+import { SessionService } from "../sessions/service.ts";
+import { sessionStoreFor } from "../sessions/store.ts";
 
 export interface AppOptions {
   engine: Engine;
@@ -49,6 +53,8 @@ export interface AppOptions {
   subscriptions?: Subscriptions;
   /** Purchases and their payment providers; set up from the environment (STRIPE_*, TALLY_PUBLIC_URL) when not given. */
   purchases?: Purchases;
+  /** Live sessions; set up from the engine when not given. */
+  sessions?: SessionService;
 }
 
 /** The HTTP app: operator API under /v1, health, metrics, OpenAPI 3.1 at /openapi.json and /docs. */
@@ -61,6 +67,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // Auto-recharge checks every account a commit touched; the scheduler (server.ts) checks the rest.
   // "At most N per period" counts per subscription period, or per calendar month without a subscription.
   const autoRecharge = new AutoRecharge(engine, purchases, { periodOf: subscriptionPeriodOf(subs.db) });
+  const sessions = opts.sessions ?? new SessionService(engine, rateCards, sessionStoreFor(engine.store));
   const app = Fastify({
     logger: { level: opts.logLevel ?? process.env.LOG_LEVEL ?? "info" },
     bodyLimit: opts.bodyLimitBytes ?? 1024 * 1024,
@@ -74,6 +81,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  app.decorate("sessions", sessions);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) => {
     errorHandler(
@@ -157,6 +165,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       await v1.register(statementRoutes, { statements: new Statements(engine) });
       await v1.register(adjustmentRoutes, { engine });
       await v1.register(purchaseRoutes, { engine, purchases, autoRecharge });
+      await v1.register(sessionRoutes, { sessions });
+      await v1.register(operatorStreamRoutes, { engine, sessions });
     },
     { prefix: "/v1" },
   );
@@ -173,5 +183,6 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     await autoRecharge.idle();
   });
   app.decorate("billing", { purchases, autoRecharge });
+  await app.register(customerStreamRoutes, { engine, sessions, customerAuth, prefix: "/api/v1" });
   return app;
 }

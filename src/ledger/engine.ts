@@ -14,7 +14,9 @@ import {
   type AccountResult,
   type Balance,
   type CaptureInput,
+  type CapturePartInput,
   type CaptureResult,
+  type ExtendHoldInput,
   type Command,
   type GrantKind,
   type OveragePolicy,
@@ -183,6 +185,16 @@ export class Engine {
 
   release(holdId: string): Promise<HoldResult> {
     return this.run({ type: "release", hold_id: holdId });
+  }
+
+  /** Adds credits to an active hold and/or pushes its expiry (see ExtendHoldInput). */
+  extendHold(input: ExtendHoldInput): Promise<HoldResult> {
+    return this.run({ type: "extend_hold", input });
+  }
+
+  /** Captures part of an active hold, which stays open with the rest (see CapturePartInput). */
+  capturePart(input: CapturePartInput): Promise<CaptureResult> {
+    return this.run({ type: "capture_part", input });
   }
 
   refund(input: RefundInput): Promise<RefundResult> {

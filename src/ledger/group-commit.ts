@@ -81,6 +81,8 @@ function laneKey(cmd: Command): string {
     case "reclassify_grant":
       return cmd.grant_id;
     case "capture":
+    case "extend_hold":
+    case "capture_part":
       return cmd.input.hold_id;
     case "release":
       return cmd.hold_id;

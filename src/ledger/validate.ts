@@ -81,6 +81,25 @@ export function validateCommand(cmd: Command): void {
     case "release":
       checkId(cmd.hold_id, "hold_id");
       return;
+    case "extend_hold": {
+      const i = cmd.input;
+      checkId(i.hold_id, "hold_id");
+      checkAmount(i.amount, "amount", { allowZero: true });
+      if (i.from_amount !== undefined) checkAmount(i.from_amount, "from_amount");
+      if (i.expires_at !== undefined) checkTime(i.expires_at, "expires_at");
+      return;
+    }
+    case "capture_part": {
+      const i = cmd.input;
+      checkId(i.hold_id, "hold_id");
+      checkAmount(i.amount, "amount");
+      checkId(i.usage_id, "usage_id");
+      checkText(i.service, "service", LIMITS.MAX_SERVICE_LENGTH);
+      if (i.quantity != null) checkText(i.quantity, "quantity", 64);
+      checkMetadata(i.metadata, "metadata");
+      if (i.from_captured !== undefined) checkAmount(i.from_captured, "from_captured", { allowZero: true });
+      return;
+    }
     case "refund": {
       const i = cmd.input;
       if (i.id !== undefined) checkId(i.id, "id");

@@ -289,10 +289,20 @@ export class SqliteStore implements Store {
       updUsage.run(u.refunded, u.overage_refunded, encodeParts(u.parts), u.id);
 
     const updHold = this.s(
-      "UPDATE holds SET parts = ?, status = ?, closed_at = ?, captured_amount = ?, usage_id = ? WHERE id = ?",
+      "UPDATE holds SET parts = ?, status = ?, closed_at = ?, captured_amount = ?, usage_id = ?, amount = ?, expires_at = ? WHERE id = ?",
     );
+    // amount and expires_at change when a hold is extended (live sessions).
     for (const h of c.holds.updated)
-      updHold.run(encodeParts(h.parts), h.status, h.closed_at, h.captured_amount, h.usage_id, h.id);
+      updHold.run(
+        encodeParts(h.parts),
+        h.status,
+        h.closed_at,
+        h.captured_amount,
+        h.usage_id,
+        h.amount,
+        h.expires_at,
+        h.id,
+      );
 
     const insRefund = this.s(
       "INSERT INTO refunds (id, usage_id, account_id, amount, reason, created_at, txn_id, request) VALUES (?,?,?,?,?,?,?,?)",
