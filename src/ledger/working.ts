@@ -1,6 +1,7 @@
 import { invariant } from "../domain/errors.ts";
 import type {
   AccountRecord,
+  BudgetState,
   GrantRecord,
   HoldRecord,
   Posting,
@@ -18,6 +19,8 @@ export interface Snapshot {
   holds: HoldRecord[];
   usages: UsageRecord[];
   refunds: RefundRecord[];
+  /** Budgets of the loaded accounts with their spend in the current cycle (stores that have them). */
+  budgets?: BudgetState[];
 }
 
 /** Ids a batch needs loaded. */
@@ -53,6 +56,14 @@ export interface ChangeSet {
   usages: { inserted: UsageRecord[]; updated: UsageRecord[] };
   refunds: { inserted: RefundRecord[] };
   postings: Posting[];
+  /** Amounts to add to budget spend counters. */
+  budget_charges?: BudgetCharge[];
+}
+
+export interface BudgetCharge {
+  budget_id: string;
+  cycle_start: number;
+  amount: bigint;
 }
 
 class Table<T extends { id: string; account_id?: string }> {
@@ -109,8 +120,16 @@ export class Working {
   readonly postings: Posting[] = [];
   /** Accounts whose due expiries were already written in this batch. */
   readonly settled = new Set<string>();
+  /** Budgets by account, and the charges made to them in this batch (src/ledger/budgets.ts). */
+  readonly budgets = new Map<string, BudgetState[]>();
+  readonly budgetCharges = new Map<string, BudgetCharge>();
 
   constructor(snap: Snapshot) {
+    for (const b of snap.budgets ?? []) {
+      const list = this.budgets.get(b.account_id);
+      if (list) list.push({ ...b });
+      else this.budgets.set(b.account_id, [{ ...b }]);
+    }
     for (const a of snap.accounts) this.accounts.load(a);
     for (const g of snap.grants) this.grants.load(g);
     for (const h of snap.holds) this.holds.load(h);
@@ -152,6 +171,7 @@ export class Working {
       usages: this.usages.changes(),
       refunds: { inserted: this.refunds.changes().inserted },
       postings: this.postings,
+      budget_charges: [...this.budgetCharges.values()],
     };
   }
 }

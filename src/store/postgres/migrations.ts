@@ -1,3 +1,4 @@
+import { ALERTS_MIGRATION_POSTGRES } from "../alerts-migrations.ts";
 import { AUTH_MIGRATION_POSTGRES } from "../auth-migrations.ts";
 import { IDEMPOTENCY_MIGRATION_POSTGRES } from "../idempotency-migrations.ts";
 /** PostgreSQL schema, versioned. Amounts are BIGINT micro-credits; times are BIGINT epoch ms. */
@@ -125,4 +126,5 @@ CREATE INDEX checkout_sessions_account ON checkout_sessions (account_id, created
   },
   { version: 3, name: "customer_auth", sql: AUTH_MIGRATION_POSTGRES },
   { version: 4, name: "idempotency", sql: IDEMPOTENCY_MIGRATION_POSTGRES },
+  { version: 9, name: "alerts_webhooks_budgets", sql: ALERTS_MIGRATION_POSTGRES },
 ];

@@ -1,3 +1,4 @@
+import { ALERTS_MIGRATION_SQLITE } from "../alerts-migrations.ts";
 import { AUTH_MIGRATION_SQLITE } from "../auth-migrations.ts";
 import { IDEMPOTENCY_MIGRATION_SQLITE } from "../idempotency-migrations.ts";
 /** SQLite schema, versioned. Amounts are INTEGER micro-credits (64-bit); times are INTEGER epoch ms. */
@@ -121,4 +122,5 @@ CREATE INDEX checkout_sessions_account ON checkout_sessions (account_id, created
   },
   { version: 3, name: "customer_auth", sql: AUTH_MIGRATION_SQLITE },
   { version: 4, name: "idempotency", sql: IDEMPOTENCY_MIGRATION_SQLITE },
+  { version: 9, name: "alerts_webhooks_budgets", sql: ALERTS_MIGRATION_SQLITE },
 ];
