@@ -3,7 +3,7 @@ import { randomBytes } from "node:crypto";
 /** Crockford base32: sortable, no ambiguous letters. */
 const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz";
 
-export type IdPrefix = "acct" | "grt" | "use" | "hld" | "txn" | "rfd" | "key" | "usr";
+export type IdPrefix = "acct" | "grt" | "use" | "hld" | "txn" | "rfd" | "key" | "usr" | "bdg" | "alr" | "whe" | "whd";
 
 let lastTime = 0;
 let lastRandom: Uint8Array = new Uint8Array(10);
