@@ -67,6 +67,7 @@ CREATE TABLE webhook_deliveries (
   order_key TEXT NOT NULL,
   status TEXT NOT NULL,
   attempts INTEGER NOT NULL DEFAULT 0,
+  schedule_offset INTEGER NOT NULL DEFAULT 0,
   next_attempt_at ${big} NOT NULL,
   lease_until ${big} NOT NULL DEFAULT 0,
   last_status_code INTEGER,
@@ -75,8 +76,9 @@ CREATE TABLE webhook_deliveries (
   finished_at ${big},
   UNIQUE (endpoint_id, event_id)
 );
-CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
-CREATE INDEX webhook_deliveries_order ON webhook_deliveries (endpoint_id, order_key, event_seq);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_order ON webhook_deliveries (endpoint_id, order_key, event_seq) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_endpoint ON webhook_deliveries (endpoint_id, id);
 CREATE TABLE webhook_attempts (
   delivery_id TEXT NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
   attempt INTEGER NOT NULL,
