@@ -21,7 +21,7 @@ export type AlertKind = (typeof ALERT_KINDS)[number];
 /** The rule's parameter: micro-credits, a percentage, days, hours, a multiple, or nothing (depleted). */
 export interface AlertCondition {
   kind: AlertKind;
-  /** balance_below: micro-credits. */
+  /** balance_below: micro-credits (breached at or below). */
   amount?: bigint;
   /** balance_below_percent, usage_above_percent, budget_used_percent: 0 < percent <= 1000. */
   percent?: number;
@@ -107,7 +107,8 @@ function atLeastPercent(part: bigint, whole: bigint, percent: number): boolean {
 export function isBreached(c: AlertCondition, m: AlertMetrics): boolean {
   switch (c.kind) {
     case "balance_below":
-      return m.available < c.amount!;
+      // At or below, as the seed's `available <= threshold`.
+      return m.available <= c.amount!;
     case "balance_below_percent":
       if (m.allowance === null || m.allowance <= 0n) return false;
       return !atLeastPercent(m.available, m.allowance, c.percent!);

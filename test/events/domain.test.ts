@@ -98,7 +98,8 @@ describe("alert crossings", () => {
 
   it("each rule kind reads its metric", () => {
     expect(isBreached({ kind: "balance_below", amount: 101n }, base)).toBe(true);
-    expect(isBreached({ kind: "balance_below", amount: 100n }, base)).toBe(false);
+    expect(isBreached({ kind: "balance_below", amount: 100n }, base)).toBe(true); // at or below
+    expect(isBreached({ kind: "balance_below", amount: 99n }, base)).toBe(false);
     expect(isBreached({ kind: "balance_below_percent", percent: 10 }, base)).toBe(false); // exactly 10%
     expect(isBreached({ kind: "balance_below_percent", percent: 10.5 }, base)).toBe(true);
     expect(isBreached({ kind: "usage_above_percent", percent: 90 }, base)).toBe(true);
