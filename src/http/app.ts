@@ -19,6 +19,12 @@ import { customerKeyRoutes } from "./routes/customer-keys.ts";
 import { CustomerAuth } from "./customer-auth.ts";
 import { RateCards } from "../pricing/rate-cards.ts";
 import { rateLimit, type RateLimitSettings } from "./rate-limit.ts";
+import { createEventServices, type EventServices } from "../events/services.ts";
+import { eventRoutes } from "./routes/events.ts";
+import { customerWebhookRoutes, webhookRoutes } from "./routes/webhooks.ts";
+import { alertRoutes, customerAlertRoutes } from "./routes/alerts.ts";
+import { budgetRoutes } from "./routes/budgets.ts";
+import { analyticsRoutes, customerAnalyticsRoutes } from "./routes/analytics.ts";
 
 export interface AppOptions {
   engine: Engine;
@@ -31,6 +37,8 @@ export interface AppOptions {
   bodyLimitBytes?: number;
   /** Rate limits and their backend; unset fields come from the environment (TALLY_RATE_LIMIT, REDIS_URL). */
   rateLimit?: RateLimitSettings;
+  /** Webhooks, alerts, budgets and analytics (built from the engine when not given). */
+  events?: EventServices;
 }
 
 /** The HTTP app: operator API under /v1, health, metrics, OpenAPI 3.1 at /openapi.json and /docs. */
@@ -38,6 +46,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { engine, operator } = opts;
   const rateCards = opts.rateCards ?? new RateCards(engine.store, engine.clock);
   const customerAuth = opts.customerAuth ?? (await CustomerAuth.setup(engine.store, { clock: engine.clock }));
+  const services = opts.events ?? createEventServices(engine);
   const app = Fastify({
     logger: { level: opts.logLevel ?? process.env.LOG_LEVEL ?? "info" },
     bodyLimit: opts.bodyLimitBytes ?? 1024 * 1024,
@@ -128,11 +137,19 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       await v1.register(paygRoutes, { engine });
       await v1.register(usageRoutes, { engine, rateCards });
       await v1.register(operatorKeyRoutes, { engine, customerAuth });
+      await v1.register(eventRoutes, { engine });
+      await v1.register(webhookRoutes, { engine, services });
+      await v1.register(alertRoutes, { engine, services });
+      await v1.register(budgetRoutes, { engine, services });
+      await v1.register(analyticsRoutes, { services });
     },
     { prefix: "/v1" },
   );
   // The customer API: /auth/token needs no credential; every other route checks its own scope.
   await app.register(customerKeyRoutes, { engine, customerAuth, prefix: "/api/v1" });
   await app.register(creditsRoutes, { engine, rateCards, customerAuth, prefix: "/api/v1" });
+  await app.register(customerWebhookRoutes, { engine, services, customerAuth, prefix: "/api/v1" });
+  await app.register(customerAlertRoutes, { services, customerAuth, prefix: "/api/v1" });
+  await app.register(customerAnalyticsRoutes, { services, customerAuth, prefix: "/api/v1" });
   return app;
 }

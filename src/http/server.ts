@@ -3,6 +3,7 @@ import { Engine } from "../ledger/engine.ts";
 import { openStore } from "../store/open.ts";
 import { buildApp } from "./app.ts";
 import { OperatorAuth } from "./auth.ts";
+import { createEventServices } from "../events/services.ts";
 
 export interface ServeOptions {
   databaseUrl: string;
@@ -16,7 +17,8 @@ export async function serve(opts: ServeOptions): Promise<FastifyInstance> {
   const store = await openStore(opts.databaseUrl);
   const engine = new Engine(store);
   const { auth, printed } = await OperatorAuth.setup(store, process.env.TALLY_ADMIN_KEY);
-  const app = await buildApp({ engine, operator: auth });
+  const events = createEventServices(engine);
+  const app = await buildApp({ engine, operator: auth, events });
   if (printed) {
     // Shown once: only its hash is stored.
     process.stdout.write(
@@ -41,6 +43,9 @@ export async function serve(opts: ServeOptions): Promise<FastifyInstance> {
       .finally(() => (sweeping = false));
   }, sweepEvery);
   timer.unref();
+  // Webhook delivery from the outbox and alert evaluation run in every server process (multi-process safe).
+  events.dispatcher.start();
+  events.alerts.start();
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -48,6 +53,7 @@ export async function serve(opts: ServeOptions): Promise<FastifyInstance> {
     stopping = true;
     app.log.info({ signal }, "shutting down: finishing in-flight commits");
     clearInterval(timer);
+    await Promise.all([events.dispatcher.stop(), events.alerts.stop()]);
     await app.close();
     await engine.close();
     process.exit(0);
