@@ -20,7 +20,7 @@ import { CustomerAuth } from "./customer-auth.ts";
 import { RateCards } from "../pricing/rate-cards.ts";
 import { rateLimit, type RateLimitSettings } from "./rate-limit.ts";
 import { createEventServices, type EventServices } from "../events/services.ts";
-import { eventRoutes } from "./routes/events.ts";
+import { eventRoutes, eventStreamRoutes } from "./routes/events.ts";
 import { customerWebhookRoutes, webhookRoutes } from "./routes/webhooks.ts";
 import { alertRoutes, customerAlertRoutes } from "./routes/alerts.ts";
 import { budgetRoutes } from "./routes/budgets.ts";
@@ -138,6 +138,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       await v1.register(usageRoutes, { engine, rateCards });
       await v1.register(operatorKeyRoutes, { engine, customerAuth });
       await v1.register(eventRoutes, { engine });
+      await v1.register(eventStreamRoutes, { engine });
       await v1.register(webhookRoutes, { engine, services });
       await v1.register(alertRoutes, { engine, services });
       await v1.register(budgetRoutes, { engine, services });

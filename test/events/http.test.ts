@@ -267,4 +267,35 @@ describeEachStore("events, webhooks, alerts, budgets, analytics over HTTP", (kin
       200,
     );
   });
+
+  it("the live stream (server-sent events) shows new events of an account as they commit", async () => {
+    const { acct } = await customer();
+    const ctrl = new AbortController();
+    const res = await fetch(`${t.base}/v1/events/stream?account_id=${acct}`, {
+      headers: { authorization: `Bearer ${OPERATOR_KEY}` },
+      signal: ctrl.signal,
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("text/event-stream");
+    const reader = res.body!.getReader();
+    let text = "";
+    await reader.read(); // the opening comment: the stream is listening
+    await t.op("POST", `/v1/accounts/${acct}/grants`, { kind: "promotional", amount: 7 });
+    const deadline = Date.now() + 5000;
+    while (!text.includes("event: grant.created") && Date.now() < deadline) {
+      const { value } = await reader.read();
+      text += new TextDecoder().decode(value);
+    }
+    ctrl.abort();
+    expect(text).toContain("event: grant.created");
+    const data = JSON.parse(
+      text
+        .split("\n")
+        .find((l) => l.startsWith("data: "))!
+        .slice(6),
+    );
+    expect(data).toMatchObject({ type: "grant.created", account_id: acct });
+    // Only events after the stream opened: the account's creation is not replayed.
+    expect(text).not.toContain("account.created");
+  });
 });
