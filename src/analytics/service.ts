@@ -90,40 +90,49 @@ export class AnalyticsService {
     return rows.map((r) => ({ at: int(r.hour), credits: big(r.credits), count: int(r.events) }));
   }
 
-  /** Daily buckets of an account in [from, to), summed by the database. */
-  async daily(accountId: string, from: number, to: number): Promise<Bucket[]> {
+  /**
+   * Daily buckets and by-service figures of an account in [from, to), from one pass over the rollup
+   * (grouped by day and service in the database: a year is at most 366 rows per service).
+   */
+  async dailyAndByService(
+    accountId: string,
+    from: number,
+    to: number,
+  ): Promise<{ daily: Bucket[]; byService: ServiceUsage[] }> {
     const rows = await this.sql.all(
-      `SELECT (hour / ${DAY_MS}) AS day, SUM(credits - refunded) AS credits, SUM(events) AS events FROM usage_hourly
-       WHERE account_id = ? AND hour >= ? AND hour < ? GROUP BY hour / ${DAY_MS}`,
+      `SELECT hour / ${DAY_MS} AS day, service, SUM(credits - refunded) AS credits, SUM(events) AS events,
+         SUM(quantity) AS quantity
+       FROM usage_hourly WHERE account_id = ? AND hour >= ? AND hour < ? GROUP BY hour / ${DAY_MS}, service`,
       [accountId, from, to],
     );
-    const buckets = rows.map((r) => ({
-      at: int(r.day) * DAY_MS,
-      credits: big(r.credits),
-      count: int(r.events),
-    }));
-    return dailySeries(buckets, from, to);
-  }
-
-  async byService(accountId: string, from: number, to: number): Promise<ServiceUsage[]> {
-    const rows = await this.sql.all(
-      `SELECT service, SUM(credits - refunded) AS credits, SUM(events) AS events, SUM(quantity) AS quantity
-       FROM usage_hourly WHERE account_id = ? AND hour >= ? AND hour < ? GROUP BY service ORDER BY service`,
-      [accountId, from, to],
-    );
-    return rows
-      .map((r) => {
-        const credits = big(r.credits);
-        const events = int(r.events);
-        return {
-          service: String(r.service),
-          credits,
-          events,
-          quantity: Number(r.quantity),
-          average_cost: events > 0 ? credits / BigInt(events) : 0n,
-        };
-      })
-      .sort((a, b) => (a.credits === b.credits ? 0 : a.credits > b.credits ? -1 : 1));
+    const days = new Map<number, Bucket>();
+    const services = new Map<string, { credits: bigint; events: number; quantity: number }>();
+    for (const r of rows) {
+      const at = int(r.day) * DAY_MS;
+      const credits = big(r.credits);
+      const events = int(r.events);
+      const d = days.get(at);
+      if (d) {
+        d.credits += credits;
+        d.count += events;
+      } else days.set(at, { at, credits, count: events });
+      const s = services.get(String(r.service));
+      if (s) {
+        s.credits += credits;
+        s.events += events;
+        s.quantity += Number(r.quantity);
+      } else services.set(String(r.service), { credits, events, quantity: Number(r.quantity) });
+    }
+    const byService = [...services.entries()]
+      .map(([service, s]) => ({
+        service,
+        ...s,
+        average_cost: s.events > 0 ? s.credits / BigInt(s.events) : 0n,
+      }))
+      .sort((a, b) =>
+        a.credits === b.credits ? (a.service < b.service ? -1 : 1) : a.credits > b.credits ? -1 : 1,
+      );
+    return { daily: dailySeries([...days.values()], from, to), byService };
   }
 
   /** Credits used (net of refunds) in [from, to). */
@@ -161,12 +170,11 @@ export class AnalyticsService {
     const period = await this.periodOf(accountId, now);
     const range = checkRange(opts.from ?? period.start, opts.to ?? Math.min(now + 1, period.end));
     const previous = previousPeriod(period);
-    const [balance, used, subscription, byService, daily, trendBuckets, rates] = await Promise.all([
+    const [balance, used, subscription, { daily, byService }, trendBuckets, rates] = await Promise.all([
       this.engine.balance(accountId),
       this.used(accountId, period.start, Math.min(now + 1, period.end)),
       this.subscriptionAllowance(accountId, period),
-      this.byService(accountId, range.start, range.end),
-      this.daily(accountId, range.start, range.end),
+      this.dailyAndByService(accountId, range.start, range.end),
       this.hourly(accountId, previous.start, Math.min(now + 1, period.end)),
       this.rates(accountId, now, account.created_at),
     ]);

@@ -3,7 +3,7 @@
  * alert rules with their crossing state, webhook endpoints, deliveries and the attempt log. Times are
  * epoch ms; amounts micro-credits. One text per dialect (INTEGER vs BIGINT, REAL vs DOUBLE PRECISION).
  */
-function schema(big: string, real: string): string {
+function schema(big: string, real: string, clustered: string): string {
   return `
 CREATE TABLE usage_hourly (
   account_id TEXT NOT NULL,
@@ -14,7 +14,7 @@ CREATE TABLE usage_hourly (
   events ${big} NOT NULL,
   quantity ${real} NOT NULL,
   PRIMARY KEY (account_id, hour, service)
-);
+)${clustered};
 CREATE INDEX usage_hourly_hour ON usage_hourly (hour);
 CREATE TABLE budgets (
   id TEXT PRIMARY KEY,
@@ -91,5 +91,6 @@ CREATE TABLE webhook_attempts (
 `;
 }
 
-export const ALERTS_MIGRATION_SQLITE = schema("INTEGER", "REAL");
-export const ALERTS_MIGRATION_POSTGRES = schema("BIGINT", "DOUBLE PRECISION");
+// SQLite keeps the rollup clustered by its key: a year of one account is one contiguous range.
+export const ALERTS_MIGRATION_SQLITE = schema("INTEGER", "REAL", " WITHOUT ROWID");
+export const ALERTS_MIGRATION_POSTGRES = schema("BIGINT", "DOUBLE PRECISION", "");
