@@ -155,7 +155,8 @@ export class AnalyticsService {
 
   /** The burn rate over the trailing window, and the rates alerts compare (last hour vs the window before). */
   async rates(accountId: string, now: number, since: number) {
-    const buckets = await this.hourly(accountId, hourStart(now - RATE_WINDOW_MS), now + 1);
+    // Two hours more than the window: the baseline window ends where the last hour begins.
+    const buckets = await this.hourly(accountId, hourStart(now - RATE_WINDOW_MS - 2 * HOUR_MS), now + 1);
     const trailing = trailingRate(buckets, now, RATE_WINDOW_MS, since);
     const recentFrom = Math.max(hourStart(now - HOUR_MS), since);
     const recent = trailingRate(buckets, now, now - recentFrom, since);

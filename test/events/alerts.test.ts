@@ -2,6 +2,7 @@
 import { expect, it } from "vitest";
 import { AlertService } from "../../src/alerts/service.ts";
 import { BudgetService } from "../../src/budgets/service.ts";
+import { Engine } from "../../src/ledger/engine.ts";
 import { DAY_MS, HOUR_MS, calendarMonth } from "../../src/domain/analytics.ts";
 import { describeEachStore } from "../support/stores.ts";
 import { cr, expectTallyError, fundedAccount, uid, useEngine } from "../engine/harness.ts";
@@ -23,7 +24,9 @@ describeEachStore("alerts", (kind) => {
   it("fires once per crossing under concurrent debits and racing evaluators, recovers once, fires again", async () => {
     const { account } = await fundedAccount(t.engine, [{ kind: "purchase", amount: cr(150) }]);
     const alerts = new AlertService(t.engine);
-    const other = new AlertService(t.engine); // a second process
+    // A second evaluator on its own connection to the same database, as another server process would be.
+    const engine2 = new Engine(await t.db.open(), { clock: t.clock });
+    const other = new AlertService(engine2);
     alerts.start(3_600_000);
     const rule = await alerts.create(
       account,
@@ -55,6 +58,7 @@ describeEachStore("alerts", (kind) => {
     await Promise.all([alerts.flush(), other.evaluate(account)]);
     await alerts.flush();
     await alerts.stop();
+    await engine2.close();
     expect((await alertEvents(account)).map((e) => e[0])).toEqual([
       "alert.triggered",
       "alert.recovered",

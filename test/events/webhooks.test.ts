@@ -8,6 +8,7 @@ import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, expect, it } from "vitest";
+import { Engine } from "../../src/ledger/engine.ts";
 import { EndpointService } from "../../src/webhooks/endpoints.ts";
 import { DeliveryLog, WebhookDispatcher } from "../../src/webhooks/dispatcher.ts";
 import { MAX_ATTEMPTS, RETRY_DELAYS_MS } from "../../src/webhooks/schedule.ts";
@@ -102,7 +103,10 @@ describeEachStore("webhooks", (kind) => {
 
   it("a receiver failing three times then succeeding gets every event exactly once, in order per account", async () => {
     const { r, endpoints, dispatcher } = await setup((n) => (n < 3 ? 500 : 200));
-    const second = new WebhookDispatcher(t.engine, endpoints, { random: () => 0 });
+    // A second dispatcher on its own connection to the same database, as another server process would be.
+    const engine2 = new Engine(await t.db.open(), { clock: t.clock });
+    closers.push(() => engine2.close());
+    const second = new WebhookDispatcher(engine2, new EndpointService(engine2), { random: () => 0 });
     await endpoints.create(null, { url: r.url, event_types: ["account.*", "grant.*"] }, "operator", false);
     const accounts: string[] = [];
     for (let i = 0; i < 3; i++) accounts.push((await t.engine.createAccount({ id: uid("acct") })).account.id);
