@@ -234,7 +234,14 @@ export class WebhookDispatcher {
     const ep = await this.endpoints.getWithSecret(d.endpoint_id);
     const [event] = await this.engine.store.listEvents({ after_seq: d.event_seq - 1, limit: 1 });
     if (!ep || !event || event.id !== d.event_id) {
-      await this.finish(d, lease, "failed", null, "event or endpoint no longer exists", this.engine.clock.now());
+      await this.finish(
+        d,
+        lease,
+        "failed",
+        null,
+        "event or endpoint no longer exists",
+        this.engine.clock.now(),
+      );
       return;
     }
     const started = Date.now();
