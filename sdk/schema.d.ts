@@ -1339,44 +1339,6 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
-  "/v1/events/stream": {
-    parameters: {
-      query?: never;
-      header?: never;
-      path?: never;
-      cookie?: never;
-    };
-    /** Live events as server-sent events (text/event-stream) */
-    get: {
-      parameters: {
-        query?: {
-          cursor?: string;
-          account_id?: string;
-          type?: string;
-        };
-        header?: never;
-        path?: never;
-        cookie?: never;
-      };
-      requestBody?: never;
-      responses: {
-        /** @description Default Response */
-        200: {
-          headers: {
-            [name: string]: unknown;
-          };
-          content?: never;
-        };
-      };
-    };
-    put?: never;
-    post?: never;
-    delete?: never;
-    options?: never;
-    head?: never;
-    patch?: never;
-    trace?: never;
-  };
   "/v1/webhooks": {
     parameters: {
       query?: never;

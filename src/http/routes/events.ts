@@ -73,6 +73,7 @@ let openStreams = 0;
 export const MAX_STREAMS = 200;
 const HEARTBEAT_MS = 15_000;
 const POLL_MS = 2_000;
+const MAX_STREAM_MS = 3_600_000;
 
 /**
  * Operator: `GET /events/stream` — the outbox as server-sent events (`id:` = the cursor, `event:` = the
@@ -84,6 +85,8 @@ export const eventStreamRoutes: FastifyPluginAsyncTypebox<{ engine: Engine }> = 
     "/events/stream",
     {
       schema: {
+        // Not in the OpenAPI document: a stream is no request/response operation (docs/events.md has it).
+        hide: true,
         tags: ["events"],
         summary: "Live events as server-sent events (text/event-stream)",
         querystring: Type.Object({
@@ -153,6 +156,8 @@ export const eventStreamRoutes: FastifyPluginAsyncTypebox<{ engine: Engine }> = 
       const off = engine.onCommit(() => void pump());
       const poll = setInterval(() => void pump(), POLL_MS);
       const beat = setInterval(() => res.write(": keep-alive\n\n"), HEARTBEAT_MS);
+      // Streams end after an hour; clients reconnect with Last-Event-ID and miss nothing.
+      const limit = setTimeout(() => res.end(), MAX_STREAM_MS);
       const close = () => {
         if (closed) return;
         closed = true;
@@ -160,6 +165,7 @@ export const eventStreamRoutes: FastifyPluginAsyncTypebox<{ engine: Engine }> = 
         off();
         clearInterval(poll);
         clearInterval(beat);
+        clearTimeout(limit);
       };
       req.raw.on("close", close);
       res.on("close", close);
