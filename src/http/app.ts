@@ -25,6 +25,20 @@ import { customerWebhookRoutes, webhookRoutes } from "./routes/webhooks.ts";
 import { alertRoutes, customerAlertRoutes } from "./routes/alerts.ts";
 import { budgetRoutes } from "./routes/budgets.ts";
 import { analyticsRoutes, customerAnalyticsRoutes } from "./routes/analytics.ts";
+import { Plans } from "../billing/plans.ts";
+import { Statements } from "../billing/statements.ts";
+import { Subscriptions } from "../billing/subscriptions.ts";
+import { planRoutes } from "./routes/plans.ts";
+import { subscriptionRoutes } from "./routes/subscriptions.ts";
+import { statementRoutes } from "./routes/statements.ts";
+import { adjustmentRoutes } from "./routes/adjustments.ts";
+import { lazyRenewal } from "./lazy-renewal.ts";
+import { Purchases, purchasesOptionsFromEnv } from "../billing/purchases.ts";
+import { AutoRecharge } from "../billing/auto-recharge.ts";
+import { purchaseRoutes } from "./routes/purchases.ts";
+import { customerPurchaseRoutes } from "./routes/customer-purchases.ts";
+import { checkoutPageRoutes } from "./routes/checkout.ts";
+import { stripeWebhookRoutes } from "./routes/stripe-webhook.ts";
 
 export interface AppOptions {
   engine: Engine;
@@ -39,6 +53,10 @@ export interface AppOptions {
   rateLimit?: RateLimitSettings;
   /** Webhooks, alerts, budgets and analytics (built from the engine when not given). */
   events?: EventServices;
+  /** Subscriptions and cycles (issue #4); set up from the engine when not given. */
+  subscriptions?: Subscriptions;
+  /** Purchases and their payment providers; set up from the environment (STRIPE_*, TALLY_PUBLIC_URL) when not given. */
+  purchases?: Purchases;
 }
 
 /** The HTTP app: operator API under /v1, health, metrics, OpenAPI 3.1 at /openapi.json and /docs. */
@@ -47,6 +65,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const rateCards = opts.rateCards ?? new RateCards(engine.store, engine.clock);
   const customerAuth = opts.customerAuth ?? (await CustomerAuth.setup(engine.store, { clock: engine.clock }));
   const services = opts.events ?? createEventServices(engine);
+  const subs = opts.subscriptions ?? new Subscriptions(engine);
+  const purchases = opts.purchases ?? new Purchases(engine, purchasesOptionsFromEnv());
+  // Auto-recharge checks every account a commit touched; the scheduler (server.ts) checks the rest.
+  const autoRecharge = new AutoRecharge(engine, purchases);
   const app = Fastify({
     logger: { level: opts.logLevel ?? process.env.LOG_LEVEL ?? "info" },
     bodyLimit: opts.bodyLimitBytes ?? 1024 * 1024,
@@ -132,6 +154,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(
     async (v1) => {
       v1.addHook("onRequest", async (req) => operator.check(req));
+      v1.addHook("preHandler", lazyRenewal(subs));
       await v1.register(accountRoutes, { engine });
       await v1.register(holdRoutes, { engine });
       await v1.register(paygRoutes, { engine });
@@ -143,12 +166,27 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       await v1.register(alertRoutes, { engine, services });
       await v1.register(budgetRoutes, { engine, services });
       await v1.register(analyticsRoutes, { services });
+      await v1.register(planRoutes, { plans: new Plans(engine.store, () => engine.clock.now()) });
+      await v1.register(subscriptionRoutes, { subs });
+      await v1.register(statementRoutes, { statements: new Statements(engine) });
+      await v1.register(adjustmentRoutes, { engine });
+      await v1.register(purchaseRoutes, { engine, purchases, autoRecharge });
     },
     { prefix: "/v1" },
   );
   // The customer API: /auth/token needs no credential; every other route checks its own scope.
   await app.register(customerKeyRoutes, { engine, customerAuth, prefix: "/api/v1" });
-  await app.register(creditsRoutes, { engine, rateCards, customerAuth, prefix: "/api/v1" });
+  await app.register(creditsRoutes, { engine, rateCards, customerAuth, subs, purchases, prefix: "/api/v1" });
+  await app.register(customerPurchaseRoutes, { purchases, autoRecharge, customerAuth, prefix: "/api/v1" });
+  await app.register(checkoutPageRoutes, { purchases });
+  await app.register(stripeWebhookRoutes, { purchases });
+  autoRecharge.onError((err) => app.log.error({ err }, "auto-recharge check failed"));
+  const detach = autoRecharge.attach();
+  app.addHook("onClose", async () => {
+    detach();
+    await autoRecharge.idle();
+  });
+  app.decorate("billing", { purchases, autoRecharge });
   await app.register(customerWebhookRoutes, { engine, services, customerAuth, prefix: "/api/v1" });
   await app.register(customerAlertRoutes, { services, customerAuth, prefix: "/api/v1" });
   await app.register(customerAnalyticsRoutes, { services, customerAuth, prefix: "/api/v1" });
