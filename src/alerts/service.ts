@@ -25,6 +25,8 @@ import type { Engine } from "../ledger/engine.ts";
 import type { Metadata } from "../ledger/types.ts";
 
 export const MAX_RULES_PER_ACCOUNT = 50;
+/** Least time between two evaluations after commits (a crossing is seen within this, or the next scan). */
+export const EVALUATE_EVERY_MS = 250;
 export const SEVERITIES = ["info", "warning", "critical"] as const;
 export type Severity = (typeof SEVERITIES)[number];
 
@@ -245,6 +247,8 @@ export class AlertService {
           const batch = [...this.dirty];
           this.dirty.clear();
           for (const a of batch) await this.evaluate(a).catch(() => {});
+          // A busy account is evaluated at most every EVALUATE_EVERY_MS, not after each of its commits.
+          if (this.dirty.size > 0) await new Promise((r) => setTimeout(r, EVALUATE_EVERY_MS));
         }
       } finally {
         this.flushing = null;

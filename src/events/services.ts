@@ -3,6 +3,7 @@
  * the routes and the server's background loops (webhook dispatcher, alert evaluator).
  */
 import { AlertService } from "../alerts/service.ts";
+import { subscriptionPeriods } from "../analytics/periods.ts";
 import { AnalyticsService, type PeriodResolver } from "../analytics/service.ts";
 import { BudgetService } from "../budgets/service.ts";
 import type { Engine } from "../ledger/engine.ts";
@@ -21,14 +22,14 @@ export interface EventServices {
 export interface EventServiceOptions {
   /** Customer webhook URLs may point at private addresses (closed networks, tests). */
   allowPrivateCustomerUrls?: boolean;
-  /** The billing period of an account when a subscription defines one (default: calendar month). */
+  /** The billing period of an account (default: its subscription's current period, else the calendar month). */
   resolvePeriod?: PeriodResolver;
   dispatcher?: DispatcherOptions;
 }
 
 export function createEventServices(engine: Engine, opts: EventServiceOptions = {}): EventServices {
   const endpoints = new EndpointService(engine, { allowPrivateCustomerUrls: opts.allowPrivateCustomerUrls });
-  const analytics = new AnalyticsService(engine, opts.resolvePeriod);
+  const analytics = new AnalyticsService(engine, opts.resolvePeriod ?? subscriptionPeriods(engine.store));
   return {
     endpoints,
     deliveries: new DeliveryLog(engine),

@@ -298,4 +298,26 @@ describeEachStore("events, webhooks, alerts, budgets, analytics over HTTP", (kin
     // Only events after the stream opened: the account's creation is not replayed.
     expect(text).not.toContain("account.created");
   });
+
+  it("analytics follow the subscription's period and allowance when the account has one", async () => {
+    const acct = (await t.op("POST", "/v1/accounts", {})).body.id as string;
+    const plan = `alerts-plan-${acct.slice(-6)}`;
+    expect((await t.op("POST", "/v1/plans", { id: plan, name: "P", monthly_allowance: 1000 })).status).toBe(
+      201,
+    );
+    const anchor = new Date(t.clock.now() - 3 * 86400_000).toISOString();
+    const sub = await t.op("POST", "/v1/subscriptions", {
+      account_id: acct,
+      plan_id: plan,
+      anchor_at: anchor,
+    });
+    expect(sub.status, JSON.stringify(sub.body)).toBe(201);
+    expect((await usage(acct, 1)).status).toBe(201);
+    const a = await t.op("GET", `/v1/accounts/${acct}/analytics`);
+    expect(a.status, JSON.stringify(a.body)).toBe(200);
+    expect(a.body.period.start_at).toBe(sub.body.period_start);
+    expect(a.body.period.end_at).toBe(sub.body.period_end);
+    expect(a.body.period).toMatchObject({ allowance: "1000", allowance_source: "subscription_grants" });
+    expect(Number(a.body.period.usage_vs_allowance)).toBeCloseTo(Number(a.body.period.used) / 1000, 6);
+  });
 });
