@@ -19,6 +19,12 @@ import { customerKeyRoutes } from "./routes/customer-keys.ts";
 import { CustomerAuth } from "./customer-auth.ts";
 import { RateCards } from "../pricing/rate-cards.ts";
 import { rateLimit, type RateLimitSettings } from "./rate-limit.ts";
+import { createEventServices, type EventServices } from "../events/services.ts";
+import { eventRoutes, eventStreamRoutes } from "./routes/events.ts";
+import { customerWebhookRoutes, webhookRoutes } from "./routes/webhooks.ts";
+import { alertRoutes, customerAlertRoutes } from "./routes/alerts.ts";
+import { budgetRoutes } from "./routes/budgets.ts";
+import { analyticsRoutes, customerAnalyticsRoutes } from "./routes/analytics.ts";
 import { Plans } from "../billing/plans.ts";
 import { Statements } from "../billing/statements.ts";
 import { Subscriptions } from "../billing/subscriptions.ts";
@@ -49,6 +55,8 @@ export interface AppOptions {
   bodyLimitBytes?: number;
   /** Rate limits and their backend; unset fields come from the environment (TALLY_RATE_LIMIT, REDIS_URL). */
   rateLimit?: RateLimitSettings;
+  /** Webhooks, alerts, budgets and analytics (built from the engine when not given). */
+  events?: EventServices;
   /** Subscriptions and cycles (issue #4); set up from the engine when not given. */
   subscriptions?: Subscriptions;
   /** Purchases and their payment providers; set up from the environment (STRIPE_*, TALLY_PUBLIC_URL) when not given. */
@@ -62,6 +70,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { engine, operator } = opts;
   const rateCards = opts.rateCards ?? new RateCards(engine.store, engine.clock);
   const customerAuth = opts.customerAuth ?? (await CustomerAuth.setup(engine.store, { clock: engine.clock }));
+  const services = opts.events ?? createEventServices(engine);
   const subs = opts.subscriptions ?? new Subscriptions(engine);
   const purchases = opts.purchases ?? new Purchases(engine, purchasesOptionsFromEnv());
   // Auto-recharge checks every account a commit touched; the scheduler (server.ts) checks the rest.
@@ -160,6 +169,12 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       await v1.register(paygRoutes, { engine });
       await v1.register(usageRoutes, { engine, rateCards });
       await v1.register(operatorKeyRoutes, { engine, customerAuth });
+      await v1.register(eventRoutes, { engine });
+      await v1.register(eventStreamRoutes, { engine });
+      await v1.register(webhookRoutes, { engine, services });
+      await v1.register(alertRoutes, { engine, services });
+      await v1.register(budgetRoutes, { engine, services });
+      await v1.register(analyticsRoutes, { services });
       await v1.register(planRoutes, { plans: new Plans(engine.store, () => engine.clock.now()) });
       await v1.register(subscriptionRoutes, { subs });
       await v1.register(statementRoutes, { statements: new Statements(engine) });
@@ -184,5 +199,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   });
   app.decorate("billing", { purchases, autoRecharge });
   await app.register(customerStreamRoutes, { engine, sessions, customerAuth, prefix: "/api/v1" });
+  await app.register(customerWebhookRoutes, { engine, services, customerAuth, prefix: "/api/v1" });
+  await app.register(customerAlertRoutes, { services, customerAuth, prefix: "/api/v1" });
+  await app.register(customerAnalyticsRoutes, { services, customerAuth, prefix: "/api/v1" });
   return app;
 }

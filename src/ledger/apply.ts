@@ -31,6 +31,7 @@ import {
   type UsageRecord,
 } from "./types.ts";
 import { copyHold, copyUsage, emptyKeys, type LoadKeys, type Working } from "./working.ts";
+import { checkBudgets, chargeBudgets } from "./budgets.ts";
 
 /*
  * Each handler checks everything first and throws a TallyError before it changes anything, so a refused
@@ -426,6 +427,8 @@ function debit(w: Working, input: DebitInput, now: number): DebitResult {
   requireActive(account);
   settle(w, account.id, now);
   const draw = planDraw(w, account, input.amount, now);
+  checkBudgets(w, account.id, input.api_key_id ?? null, input.amount);
+  chargeBudgets(w, account.id, input.api_key_id ?? null, input.amount);
   const txnId = newId("txn", now);
   const legs = takeParts(w, draw.parts);
   if (draw.overage > 0n) {
@@ -502,6 +505,8 @@ function hold(w: Working, input: HoldInput, now: number): HoldResult {
   const plan = planAllocation(w.grantsOf(account.id), input.amount, now);
   // A hold sets aside real credits only; overage is decided when the hold is captured.
   if (plan.shortfall > 0n) throw insufficient(account.id, plan.shortfall, plan.covered);
+  // A hold that would pass a budget is refused; its capture is charged (the work is done by then).
+  checkBudgets(w, account.id, null, input.amount);
   const h: HoldRecord = {
     id: input.id ?? newId("hld", now),
     account_id: account.id,
@@ -604,6 +609,7 @@ function capture(w: Working, input: CaptureInput, now: number): CaptureResult {
   // More than held: the extra is a normal debit under the account's overage policy.
   const draw = want > 0n ? planDraw(w, account, want, now) : { parts: [], overage: 0n };
 
+  chargeBudgets(w, account.id, null, input.amount);
   const txnId = newId("txn", now);
   const legs: [string, bigint][] = [[`hold:${h.id}`, -held]];
   legs.push(...returnParts(w, back, now));

@@ -144,6 +144,17 @@ export interface JournalEntry extends Posting {
   seq: number;
 }
 
+/** A spend cap as a batch sees it: its limit and what was spent in the current cycle (src/budgets). */
+export interface BudgetState {
+  id: string;
+  account_id: string;
+  /** null: every usage of the account; else only usage through this API key. */
+  api_key_id: string | null;
+  limit: bigint;
+  cycle_start: number;
+  spent: bigint;
+}
+
 // ---------- commands ----------
 
 export interface CreateAccountInput {
@@ -178,6 +189,8 @@ export interface DebitInput {
   quantity?: string | null;
   metadata?: Metadata;
   occurred_at?: number;
+  /** The API key the usage came through: its budgets apply too (not part of the idempotency comparison). */
+  api_key_id?: string | null;
   /** Outbox events written with this change, only if it applies (never on a replay); not compared on replay. */
   events?: EventDraft[];
 }

@@ -52,6 +52,7 @@ export function validateCommand(cmd: Command): void {
       checkText(i.service, "service", LIMITS.MAX_SERVICE_LENGTH);
       if (i.quantity != null) checkText(i.quantity, "quantity", 512);
       if (i.occurred_at !== undefined) checkTime(i.occurred_at, "occurred_at");
+      if (i.api_key_id != null) checkId(i.api_key_id, "api_key_id");
       checkMetadata(i.metadata, "metadata");
       return;
     }

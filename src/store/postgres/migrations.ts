@@ -1,3 +1,4 @@
+import { ALERTS_MIGRATION_POSTGRES } from "../alerts-migrations.ts";
 import { AUTH_MIGRATION_POSTGRES } from "../auth-migrations.ts";
 import { EVENTS_MIGRATION_POSTGRES } from "../events-migrations.ts";
 import { IDEMPOTENCY_MIGRATION_POSTGRES } from "../idempotency-migrations.ts";
@@ -133,4 +134,5 @@ CREATE INDEX checkout_sessions_account ON checkout_sessions (account_id, created
   { version: 6, name: "billing", sql: BILLING_MIGRATION_POSTGRES },
   { version: 7, name: "purchases", sql: PURCHASE_MIGRATION_POSTGRES },
   { version: 8, name: "sessions", sql: SESSIONS_MIGRATION_POSTGRES },
+  { version: 9, name: "alerts_webhooks_budgets", sql: ALERTS_MIGRATION_POSTGRES },
 ];

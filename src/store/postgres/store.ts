@@ -1,4 +1,5 @@
 import pg from "pg";
+import { loadBudgets, writeExtras } from "./ledger-extras.ts";
 import type {
   AccountRecord,
   GrantRecord,
@@ -165,7 +166,8 @@ export class PostgresStore implements Store {
         [sortedAccounts, [...wantGrants]],
       )
     ).rows.map(rowToGrant);
-    return { accounts, grants, holds, usages, refunds };
+    const budgets = await loadBudgets(c, sortedAccounts, now);
+    return { accounts, grants, holds, usages, refunds, budgets };
   }
 
   private async write(c: pg.PoolClient, ch: ChangeSet): Promise<void> {
@@ -369,6 +371,7 @@ export class PostgresStore implements Store {
           (p) => p.at,
         ),
       );
+    await writeExtras(c, ch);
   }
 
   // ---------- reads ----------

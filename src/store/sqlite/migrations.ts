@@ -1,3 +1,4 @@
+import { ALERTS_MIGRATION_SQLITE } from "../alerts-migrations.ts";
 import { AUTH_MIGRATION_SQLITE } from "../auth-migrations.ts";
 import { EVENTS_MIGRATION_SQLITE } from "../events-migrations.ts";
 import { IDEMPOTENCY_MIGRATION_SQLITE } from "../idempotency-migrations.ts";
@@ -129,4 +130,5 @@ CREATE INDEX checkout_sessions_account ON checkout_sessions (account_id, created
   { version: 6, name: "billing", sql: BILLING_MIGRATION_SQLITE },
   { version: 7, name: "purchases", sql: PURCHASE_MIGRATION_SQLITE },
   { version: 8, name: "sessions", sql: SESSIONS_MIGRATION_SQLITE },
+  { version: 9, name: "alerts_webhooks_budgets", sql: ALERTS_MIGRATION_SQLITE },
 ];

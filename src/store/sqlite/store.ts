@@ -1,4 +1,5 @@
 import Database from "better-sqlite3";
+import { loadBudgets, writeExtras } from "./ledger-extras.ts";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type {
@@ -187,6 +188,7 @@ export class SqliteStore implements Store {
       seenGrants.add(id);
       snap.grants.push(rowToGrant(g));
     }
+    snap.budgets = loadBudgets(this.db, accountIds, now);
     return snap;
   }
 
@@ -326,6 +328,7 @@ export class SqliteStore implements Store {
       p.ref,
       p.at,
     ]);
+    writeExtras(this.db, c);
   }
 
   /** Multi-row INSERTs in chunks: one statement per 64 rows instead of one per row. */
