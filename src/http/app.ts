@@ -16,6 +16,8 @@ import { paygRoutes } from "./routes/payg.ts";
 import { creditsRoutes } from "./routes/credits.ts";
 import { operatorKeyRoutes } from "./routes/keys.ts";
 import { customerKeyRoutes } from "./routes/customer-keys.ts";
+import { customerPricingRoutes } from "./routes/customer-pricing.ts";
+import { registerDashboard } from "./static.ts";
 import { CustomerAuth } from "./customer-auth.ts";
 import { RateCards } from "../pricing/rate-cards.ts";
 import { rateLimit, type RateLimitSettings } from "./rate-limit.ts";
@@ -31,6 +33,8 @@ export interface AppOptions {
   bodyLimitBytes?: number;
   /** Rate limits and their backend; unset fields come from the environment (TALLY_RATE_LIMIT, REDIS_URL). */
   rateLimit?: RateLimitSettings;
+  /** Serve the dashboard (web/dist) at /; default true. */
+  dashboard?: boolean;
 }
 
 /** The HTTP app: operator API under /v1, health, metrics, OpenAPI 3.1 at /openapi.json and /docs. */
@@ -134,5 +138,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // The customer API: /auth/token needs no credential; every other route checks its own scope.
   await app.register(customerKeyRoutes, { engine, customerAuth, prefix: "/api/v1" });
   await app.register(creditsRoutes, { engine, rateCards, customerAuth, prefix: "/api/v1" });
+  await app.register(customerPricingRoutes, { engine, rateCards, customerAuth, prefix: "/api/v1" });
+  if (opts.dashboard !== false) await registerDashboard(app);
   return app;
 }

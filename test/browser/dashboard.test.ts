@@ -1,0 +1,272 @@
+import { copyFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { launch, OPERATOR_KEY, SCREENSHOTS, shot, startServer, type DashboardServer } from "./harness.ts";
+
+const DAY = 86_400_000;
+const EMAIL = "ada@acme.test";
+const PASSWORD = "correct horse battery";
+const ACCOUNT = "acct_acme";
+
+// Runs in the page: controls with neither a label nor text (a screen reader would say only "button").
+const UNNAMED_CONTROLS = `[...document.querySelectorAll("input, select, button, a[href]")]
+  .filter((e) => e.type !== "hidden" && !e.closest(".sr-only"))
+  .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute("aria-label") && !e.getAttribute("aria-labelledby") && !(e.textContent || "").trim())
+  .map((e) => e.outerHTML.slice(0, 80))`;
+
+let server: DashboardServer;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+
+/** The number a meter shows (aria-valuenow). */
+async function meter(testId: string): Promise<number> {
+  return Number(await page.getByTestId(testId).getAttribute("aria-valuenow"));
+}
+
+async function chartTotal(testId: string): Promise<number> {
+  return Number(await page.getByTestId(testId).getAttribute("data-total"));
+}
+
+async function usage(id: string, service: string, quantity: number) {
+  const r = await server.call("POST", "/v1/usage", OPERATOR_KEY, {
+    id,
+    account_id: ACCOUNT,
+    service,
+    quantity,
+  });
+  expect(r.status).toBe(201);
+  return r.body;
+}
+
+describe("dashboard in Chromium", () => {
+  beforeAll(async () => {
+    // Two weeks of history, written with the clock set to each past day, so the charts have a shape.
+    server = await startServer(async (op, clock) => {
+      const now = Date.now();
+      clock.set(now - 15 * DAY);
+      await op("POST", "/v1/accounts", { id: ACCOUNT, metadata: { name: "Acme Voice" } });
+      await op("POST", "/v1/accounts", { id: "acct_globex", metadata: { name: "Globex" } });
+      await op("POST", `/v1/accounts/${ACCOUNT}/grants`, {
+        id: "grt_supply",
+        kind: "subscription",
+        amount: "60000",
+      });
+      await op("POST", `/v1/accounts/${ACCOUNT}/grants`, {
+        id: "grt_pack_1",
+        kind: "purchase",
+        amount: "7500",
+      });
+      await op("POST", `/v1/accounts/${ACCOUNT}/users`, { email: EMAIL, password: PASSWORD });
+      const services = ["transcription", "text_to_speech", "voice_conversion", "video_download"];
+      for (let d = 14; d >= 1; d--) {
+        clock.set(now - d * DAY);
+        const events = services.slice(0, 1 + (d % 4)).map((service, i) => ({
+          id: `evt_seed_${d}_${i}`,
+          account_id: ACCOUNT,
+          service,
+          quantity:
+            service === "text_to_speech"
+              ? 1000 + d * 200
+              : service === "video_download"
+                ? 3
+                : 30 + ((d * 37) % 120),
+        }));
+        await op("POST", "/v1/usage/batch", { events });
+      }
+    });
+    browser = await launch();
+    context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    page = await context.newPage();
+    page.setDefaultTimeout(10_000);
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await browser?.close();
+    await server?.close();
+  });
+
+  it("serves the dashboard at / without shadowing the APIs", async () => {
+    const html = await fetch(server.base + "/");
+    expect(html.status).toBe(200);
+    expect(html.headers.get("content-type")).toMatch(/text\/html/);
+    expect(html.headers.get("content-security-policy")).toContain("default-src 'self'");
+    expect((await fetch(server.base + "/healthz")).status).toBe(200);
+    const unknown = await fetch(server.base + "/v1/nope", {
+      headers: { authorization: `Bearer ${OPERATOR_KEY}` },
+    });
+    expect(unknown.status).toBe(404);
+    expect(((await unknown.json()) as { error: { code: string } }).error.code).toBe("not_found");
+  });
+
+  it("signs in with email and password and shows the balance", async () => {
+    await page.goto(server.base + "/");
+    await expect.poll(() => page.getByRole("heading", { name: "Tally" }).isVisible()).toBe(true);
+    await shot(page, "01-sign-in");
+    await page.getByLabel("Email", { exact: true }).fill(EMAIL);
+    await page.getByLabel("Password", { exact: true }).fill("wrong password!!");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByText("Wrong email or password").waitFor();
+    await page.getByLabel("Password", { exact: true }).fill(PASSWORD);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Overview" }).waitFor();
+
+    const credits = (await server.call("GET", `/v1/accounts/${ACCOUNT}/balance`, OPERATOR_KEY)).body as {
+      available: string;
+    };
+    const available = Number(credits.available);
+    await expect
+      .poll(() => page.getByTestId("total-available").textContent())
+      .toBe(available.toLocaleString("en-US"));
+    expect(await meter("packs-bar")).toBe(7500);
+    expect(await meter("supply-bar")).toBe(available - 7500);
+    await page.getByTestId("daily-chart").locator("canvas").waitFor();
+    expect(await chartTotal("daily-chart")).toBe(60000 - (available - 7500));
+    await shot(page, "02-overview");
+  });
+
+  it("shows usage sent through the API on the bar and the chart without a reload", async () => {
+    const supplyBefore = await meter("supply-bar");
+    const chartBefore = await chartTotal("daily-chart");
+    let navigations = 0;
+    page.on("framenavigated", () => navigations++);
+    const u = await usage("evt_live_1", "transcription", 120); // 120 s × 11 = 1,320 credits
+    expect(u.cost).toBe("1320");
+    await expect.poll(() => meter("supply-bar"), { timeout: 10_000 }).toBe(supplyBefore - 1320);
+    await expect.poll(() => chartTotal("daily-chart"), { timeout: 10_000 }).toBe(chartBefore + 1320);
+    expect(navigations).toBe(0);
+  });
+
+  it("filters the usage history and exports it as CSV", async () => {
+    await page.getByRole("link", { name: "Usage history" }).click();
+    await page.getByTestId("usage-table").waitFor();
+    await page.getByLabel("Service", { exact: true }).selectOption("video_download");
+    const rows = page.getByTestId("usage-table").locator("tbody tr");
+    await expect.poll(() => rows.count()).toBeGreaterThan(0);
+    for (const text of await rows.locator("td:nth-child(2)").allTextContents())
+      expect(text).toBe("video_download");
+    const [download] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("button", { name: /Export CSV/ }).click(),
+    ]);
+    const path = await download.path();
+    const { readFileSync } = await import("node:fs");
+    const csv = readFileSync(path, "utf8").trim().split("\r\n");
+    expect(csv[0]).toBe(
+      "id,created_at,service_type,credits_used,credit_source,audio_duration,usage_metadata",
+    );
+    expect(csv.length - 1).toBe(await rows.count());
+    expect(csv.slice(1).every((l) => l.split(",")[2] === "video_download")).toBe(true);
+    await page.getByLabel("Service", { exact: true }).selectOption("");
+    await shot(page, "03-usage-history");
+  });
+
+  it("prices a call with the credit calculator", async () => {
+    await page.getByRole("link", { name: "Calculator" }).click();
+    await page.getByLabel("Service", { exact: true }).selectOption("transcription");
+    await page.getByLabel(/Quantity/).fill("90");
+    await expect.poll(() => page.getByTestId("customer-estimate-cost").textContent()).toBe("990");
+    await page.getByLabel(/speaker_diarization/).check();
+    await expect.poll(() => page.getByTestId("customer-estimate-cost").textContent()).toBe("3,465");
+    await shot(page, "04-calculator");
+  });
+
+  it("previews the credits a pay-as-you-go amount buys", async () => {
+    await page.getByRole("link", { name: "Buy credits" }).click();
+    const amount = page.getByLabel(/Amount/);
+    await amount.fill("20");
+    await expect.poll(() => page.getByTestId("payg-preview").textContent()).toContain("150,000");
+    await amount.fill("0.5");
+    await page.getByText(/Enter an amount from/).waitFor();
+    await amount.fill("20");
+    await shot(page, "05-buy");
+  });
+
+  it("creates a key, shows it once, and revokes it", async () => {
+    await page.getByRole("link", { name: "API keys" }).click();
+    await page.getByLabel("Name", { exact: true }).fill("browser test key");
+    await page.getByRole("button", { name: "Create key" }).click();
+    const secret = (await page.getByTestId("new-key-secret").textContent())!.trim();
+    expect(secret).toMatch(/^tly_live_/);
+    expect((await server.call("GET", "/api/v1/credits", secret)).status).toBe(200);
+    const row = page.getByTestId("keys-table").locator("tr", { hasText: "browser test key" });
+    await shot(page, "06-keys");
+    page.once("dialog", (d) => void d.accept());
+    await row.getByRole("button", { name: /Revoke/ }).click();
+    await row.getByText(/revoked/).waitFor();
+    await expect.poll(async () => (await server.call("GET", "/api/v1/credits", secret)).status).toBe(401);
+    // The secret is never shown again.
+    await page.reload();
+    await page.getByTestId("keys-table").waitFor();
+    expect(await page.getByTestId("new-key-secret").count()).toBe(0);
+  });
+
+  it("reads well on a phone", async () => {
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
+    const p = await phone.newPage();
+    await p.goto(server.base + "/");
+    await p.getByLabel("Email", { exact: true }).fill(EMAIL);
+    await p.getByLabel("Password", { exact: true }).fill(PASSWORD);
+    await p.getByRole("button", { name: "Sign in" }).click();
+    await p.getByTestId("supply-bar").waitFor();
+    await p.getByTestId("daily-chart").locator("canvas").waitFor();
+    // Nothing is wider than the screen: no sideways scrolling of the page.
+    expect(await p.evaluate("document.documentElement.scrollWidth")).toBeLessThanOrEqual(390);
+    await shot(p, "07-phone");
+    await phone.close();
+  });
+
+  it("has a label for every control and a name for every button", async () => {
+    for (const hash of ["#/", "#/usage", "#/buy", "#/calculator", "#/keys", "#/alerts"]) {
+      await page.goto(server.base + "/" + hash);
+      await page.locator("main h1").waitFor();
+      const unnamed = (await page.evaluate(UNNAMED_CONTROLS)) as string[];
+      expect(unnamed, hash).toEqual([]);
+    }
+  });
+
+  it("lets an operator edit a rate and see the estimate change", async () => {
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByLabel("Operator", { exact: true }).check();
+    await page.getByLabel("Operator key", { exact: true }).fill(OPERATOR_KEY);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByTestId("accounts-table").waitFor();
+    await page.getByLabel("Search", { exact: true }).fill("globex");
+    await expect.poll(() => page.getByTestId("accounts-table").locator("tbody tr").count()).toBe(1);
+    await page.getByLabel("Search", { exact: true }).fill("acme");
+    await page.getByRole("link", { name: ACCOUNT }).click();
+    await page.getByTestId("grants-table").waitFor();
+    await page.getByTestId("op-usage-table").waitFor();
+    await shot(page, "08-operator-account");
+
+    await page.getByRole("link", { name: "Rate card" }).click();
+    await page.getByTestId("rate-table").waitFor();
+    const form = page.getByRole("form", { name: "Credit calculator" });
+    await form.getByLabel("Service", { exact: true }).selectOption("transcription");
+    await form.getByLabel(/Quantity/).fill("90");
+    await expect.poll(() => page.getByTestId("op-estimate-cost").textContent()).toBe("990");
+    await page.getByRole("button", { name: "Edit the price of transcription" }).click();
+    await page
+      .getByRole("form", { name: "New price of transcription" })
+      .getByLabel(/Credits per/)
+      .fill("1320");
+    await page.getByRole("button", { name: "Publish" }).click();
+    await expect.poll(() => page.getByTestId("op-estimate-cost").textContent()).toBe("1,980");
+    await page.getByTestId("versions").getByText("Version 2").waitFor();
+    await shot(page, "09-rate-card");
+    // The server agrees: a real usage now costs the new price.
+    expect((await usage("evt_after_edit", "transcription", 90)).cost).toBe("1980");
+
+    await page.getByRole("link", { name: "Audit" }).click();
+    await expect.poll(() => page.getByTestId("audit-status").textContent()).toContain("The books balance");
+  });
+
+  it.runIf(process.env.TALLY_DOCS_SCREENSHOTS === "1")("copies the best screenshots into docs/images", () => {
+    const docs = join(process.cwd(), "docs", "images");
+    mkdirSync(docs, { recursive: true });
+    for (const name of ["02-overview", "07-phone", "09-rate-card"])
+      copyFileSync(join(SCREENSHOTS, `${name}.png`), join(docs, `dashboard-${name.slice(3)}.png`));
+  });
+});
