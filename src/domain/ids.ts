@@ -3,7 +3,30 @@ import { randomBytes } from "node:crypto";
 /** Crockford base32: sortable, no ambiguous letters. */
 const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz";
 
-export type IdPrefix = "acct" | "grt" | "use" | "hld" | "txn" | "rfd" | "key" | "usr";
+/** Every id prefix in use, one place so features do not collide. */
+export type IdPrefix =
+  | "acct" // account
+  | "grt" // grant
+  | "use" // usage
+  | "hld" // hold
+  | "txn" // journal transaction
+  | "rfd" // usage refund
+  | "key" // API key
+  | "usr" // customer user
+  | "evt" // outbox event
+  | "plan" // plan
+  | "sub" // subscription
+  | "adj" // operator adjustment
+  | "pur" // purchase
+  | "pack" // credit pack
+  | "chk" // checkout session
+  | "pm" // saved payment method
+  | "prf" // purchase refund
+  | "ses" // live session
+  | "whe" // webhook endpoint
+  | "dlv" // webhook delivery
+  | "alr" // alert rule
+  | "bdg"; // budget
 
 let lastTime = 0;
 let lastRandom: Uint8Array = new Uint8Array(10);

@@ -107,7 +107,7 @@ export function applyCommand(w: Working, cmd: Command, now: number): unknown {
       requireAccount(w, cmd.account_id, "account_id");
       return settle(w, cmd.account_id, now);
     case "set_account_status":
-      return setAccountStatus(w, cmd.account_id, cmd.status);
+      return setAccountStatus(w, cmd.account_id, cmd.status, now);
   }
 }
 
@@ -154,6 +154,12 @@ function createAccount(w: Working, input: CreateAccountInput, now: number): Acco
     request: requestText(fields),
   };
   w.accounts.insert(account);
+  w.emit(
+    "account.created",
+    account.id,
+    { account_id: account.id, overage_policy: account.overage_policy },
+    now,
+  );
   return { account: { ...account }, replay: false };
 }
 
@@ -161,7 +167,12 @@ function createAccount(w: Working, input: CreateAccountInput, now: number): Acco
  * Suspend (no usage, no holds; grants still allowed), reactivate, or close (final: nothing more is
  * granted or spent; what remains stays on the record). Setting the status it already has is a replay.
  */
-function setAccountStatus(w: Working, accountId: string, status: AccountRecord["status"]): AccountResult {
+function setAccountStatus(
+  w: Working,
+  accountId: string,
+  status: AccountRecord["status"],
+  now: number,
+): AccountResult {
   const a = requireAccount(w, accountId, "account_id");
   if (a.status === status) return { account: { ...a }, replay: true };
   if (a.status === "closed")
@@ -169,8 +180,10 @@ function setAccountStatus(w: Working, accountId: string, status: AccountRecord["
       field: "account_id",
       status: a.status,
     });
+  const from = a.status;
   a.status = status;
   w.accounts.touch(a.id);
+  w.emit("account.status_changed", a.id, { account_id: a.id, from, to: status }, now);
   return { account: { ...a }, replay: false };
 }
 
@@ -232,10 +245,12 @@ function grant(w: Working, input: GrantInput, now: number): GrantResult {
     ["issued", -g.amount],
     [`grant:${g.id}`, g.amount],
   ]);
+  w.emit("grant.created", account.id, grantEventData(g), now);
+  w.emitDrafts(input.events, now);
   return { grant: { ...g }, replay: false };
 }
 
-function voidGrant(w: Working, grantId: string, _reason: string | null, now: number): GrantResult {
+function voidGrant(w: Working, grantId: string, reason: string | null, now: number): GrantResult {
   const g = w.grants.get(grantId);
   if (!g) throw TallyError.notFound("grant", grantId, "grant_id");
   if (g.status === "voided") return { grant: { ...g }, replay: true };
@@ -254,7 +269,22 @@ function voidGrant(w: Working, grantId: string, _reason: string | null, now: num
     [`grant:${g.id}`, -left],
     ["voided", left],
   ]);
+  w.emit("grant.voided", g.account_id, { ...grantEventData(g), written_off: left, reason }, now);
   return { grant: { ...g }, replay: false };
+}
+
+function grantEventData(g: GrantRecord): Record<string, unknown> {
+  return {
+    grant_id: g.id,
+    account_id: g.account_id,
+    kind: g.kind,
+    amount: g.amount,
+    remaining: g.remaining,
+    effective_at: g.effective_at,
+    expires_at: g.expires_at,
+    reference: g.reference,
+    source: g.source,
+  };
 }
 
 // ---------- debits ----------
@@ -344,6 +374,7 @@ function debit(w: Working, input: DebitInput, now: number): DebitResult {
     txn_id: txnId,
   };
   w.usages.insert(usage);
+  w.emitDrafts(input.events, now);
   return { usage: copyUsage(usage), replay: false };
 }
 
@@ -411,6 +442,7 @@ function hold(w: Working, input: HoldInput, now: number): HoldResult {
   legs.push([`hold:${h.id}`, input.amount]);
   w.holds.insert(h);
   w.post(newId("txn", now), account.id, "hold", h.id, now, legs);
+  w.emitDrafts(input.events, now);
   return { hold: copyHold(h), replay: false };
 }
 
@@ -535,6 +567,7 @@ function capture(w: Working, input: CaptureInput, now: number): CaptureResult {
   h.closed_at = now;
   h.usage_id = usageId;
   w.holds.touch(h.id);
+  w.emitDrafts(input.events, now);
   return { hold: copyHold(h), usage: copyUsage(usage), replay: false };
 }
 
@@ -626,6 +659,20 @@ function refund(w: Working, input: RefundInput, now: number): RefundResult {
   };
   w.refunds.insert(r);
   w.post(txnId, account.id, "refund", r.id, now, legs);
+  w.emit(
+    "usage.refunded",
+    account.id,
+    {
+      refund_id: r.id,
+      usage_id: u.id,
+      account_id: account.id,
+      amount,
+      usage_refunded_total: u.refunded,
+      reason: r.reason,
+    },
+    now,
+  );
+  w.emitDrafts(input.events, now);
   return { refund: { ...r }, usage: copyUsage(u), replay: false };
 }
 
@@ -656,6 +703,12 @@ export function settle(w: Working, accountId: string, now: number): SettleResult
     h.parts = [];
     h.closed_at = h.expires_at;
     w.holds.touch(h.id);
+    w.emit(
+      "hold.expired",
+      accountId,
+      { hold_id: h.id, account_id: accountId, amount: held, expired_at: h.expires_at },
+      now,
+    );
     expiredHolds++;
   }
   // In order of expiry, so the journal reads chronologically whatever order the store loaded them in.
@@ -673,6 +726,12 @@ export function settle(w: Working, accountId: string, now: number): SettleResult
         [`grant:${g.id}`, -left],
         ["expired", left],
       ]);
+      w.emit(
+        "grant.expired",
+        accountId,
+        { ...grantEventData(g), written_off: left, expired_at: g.expires_at },
+        now,
+      );
       expiredGrants++;
     }
   }

@@ -4,6 +4,8 @@ import { systemClock, type Clock } from "../domain/clock.ts";
 import { TallyError } from "../domain/errors.ts";
 import { newId } from "../domain/ids.ts";
 import type { EntryQuery, Page, Store, UsageQuery } from "../store/types.ts";
+import type { CommitInfo, CommitListener, EventDraft, EventQuery, EventRecord } from "../events/types.ts";
+import { EVENT_LIMITS } from "../events/types.ts";
 import { runAudit, type AuditReport } from "./audit.ts";
 import { GroupCommitter, type GroupCommitOptions } from "./group-commit.ts";
 import {
@@ -29,7 +31,7 @@ import {
   type SettleResult,
   type UsageRecord,
 } from "./types.ts";
-import { validateCommand } from "./validate.ts";
+import { checkEvents, validateCommand } from "./validate.ts";
 
 export interface EngineOptions {
   clock?: Clock;
@@ -45,6 +47,7 @@ export type BatchItem<T> = { ok: true; value: T } | { ok: false; error: TallyErr
 export class Engine {
   readonly clock: Clock;
   readonly committer: GroupCommitter;
+  private readonly listeners = new Set<CommitListener>();
 
   constructor(
     readonly store: Store,
@@ -58,7 +61,44 @@ export class Engine {
       lanes,
       retries: 3,
       ...opts.groupCommit,
+      onCommit: (info) => this.notify(info),
     });
+  }
+
+  /**
+   * Calls `listener` after every durable commit in this process with the accounts it changed and the
+   * events it wrote (live streams, alerts, auto-recharge). Returns the unsubscribe function.
+   */
+  onCommit(listener: CommitListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private notify(info: CommitInfo): void {
+    for (const l of this.listeners) {
+      try {
+        l(info);
+      } catch {
+        // One listener's failure must not keep the others from hearing about the commit.
+      }
+    }
+  }
+
+  /** Writes events that come with no ledger change (their own transaction) and tells the listeners. */
+  async publish(drafts: readonly EventDraft[]): Promise<EventRecord[]> {
+    checkEvents([...drafts], EVENT_LIMITS.MAX_PAGE_SIZE);
+    const events = await this.store.appendEvents(drafts, this.clock.now());
+    const accounts = [...new Set(events.flatMap((e) => (e.account_id ? [e.account_id] : [])))];
+    this.notify({ account_ids: accounts, events });
+    return events;
+  }
+
+  /** Outbox events in commit order. */
+  listEvents(q: Omit<EventQuery, "limit"> & { limit?: number }): Promise<EventRecord[]> {
+    const limit = q.limit ?? LIMITS.DEFAULT_PAGE_SIZE;
+    if (!Number.isInteger(limit) || limit < 1 || limit > EVENT_LIMITS.MAX_PAGE_SIZE)
+      throw TallyError.validation("limit", `must be an integer from 1 to ${EVENT_LIMITS.MAX_PAGE_SIZE}`);
+    return this.store.listEvents({ ...q, limit });
   }
 
   private run<T>(cmd: Command): Promise<T> {

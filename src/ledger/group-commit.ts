@@ -2,8 +2,9 @@ import { isTallyError } from "../domain/errors.ts";
 import type { Store } from "../store/types.ts";
 import type { Clock } from "../domain/clock.ts";
 import { applyCommand, keysOf } from "./apply.ts";
+import type { CommitInfo } from "../events/types.ts";
 import type { Command } from "./types.ts";
-import { Working } from "./working.ts";
+import { Working, type ChangeSet } from "./working.ts";
 
 export interface GroupCommitOptions {
   /** Most commands in one transaction. */
@@ -18,6 +19,8 @@ export interface GroupCommitOptions {
   lanes: number;
   /** Retries of a single command after a transient store error (deadlock, serialization, unique race). */
   retries: number;
+  /** Told after each durable commit what it changed (listeners must not throw; errors are swallowed). */
+  onCommit?: (info: CommitInfo) => void;
 }
 
 interface Pending {
@@ -185,9 +188,10 @@ class Lane {
     p.reject(lastError);
   }
 
-  private execute(cmds: Command[]): Promise<Outcome[]> {
+  private async execute(cmds: Command[]): Promise<Outcome[]> {
     const now = this.clock.now();
-    return this.store.runBatch(keysOf(cmds), now, (snap) => {
+    let written: ChangeSet | null = null;
+    const outcomes = await this.store.runBatch(keysOf(cmds), now, (snap) => {
       const w = new Working(snap);
       const outcomes: Outcome[] = cmds.map((cmd) => {
         try {
@@ -198,8 +202,11 @@ class Lane {
           throw error;
         }
       });
-      return { changes: w.changes(), result: outcomes };
+      written = w.changes();
+      return { changes: written, result: outcomes };
     });
+    if (written && this.opts.onCommit) notify(this.opts.onCommit, written);
+    return outcomes;
   }
 
   /** Resolves when nothing is queued or in flight. */
@@ -227,4 +234,17 @@ function isTransient(err: unknown): boolean {
     code === "SQLITE_CONSTRAINT_UNIQUE" ||
     code === "SQLITE_CONSTRAINT_PRIMARYKEY"
   );
+}
+
+function notify(listener: (info: CommitInfo) => void, c: ChangeSet): void {
+  const accounts = new Set<string>();
+  for (const p of c.postings) accounts.add(p.account_id);
+  for (const a of c.accounts.inserted) accounts.add(a.id);
+  for (const a of c.accounts.updated) accounts.add(a.id);
+  if (accounts.size === 0 && c.events.length === 0) return;
+  try {
+    listener({ account_ids: [...accounts], events: c.events });
+  } catch {
+    // A listener's failure must never fail a commit that already happened.
+  }
 }

@@ -1,4 +1,5 @@
 /** Records and commands of the credit ledger. Amounts are bigint micro-credits; times are epoch ms. */
+import type { EventDraft } from "../events/types.ts";
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type Metadata = { [key: string]: Json };
@@ -164,6 +165,8 @@ export interface GrantInput {
   metadata?: Metadata;
   reference?: string | null;
   source?: string | null;
+  /** Outbox events written with this change, only if it applies (never on a replay); not compared on replay. */
+  events?: EventDraft[];
 }
 
 export interface DebitInput {
@@ -175,6 +178,8 @@ export interface DebitInput {
   quantity?: string | null;
   metadata?: Metadata;
   occurred_at?: number;
+  /** Outbox events written with this change, only if it applies (never on a replay); not compared on replay. */
+  events?: EventDraft[];
 }
 
 export interface HoldInput {
@@ -185,6 +190,8 @@ export interface HoldInput {
   ttl_ms?: number;
   expires_at?: number;
   metadata?: Metadata;
+  /** Outbox events written with this change, only if it applies (never on a replay); not compared on replay. */
+  events?: EventDraft[];
 }
 
 export interface CaptureInput {
@@ -196,6 +203,8 @@ export interface CaptureInput {
   service: string;
   quantity?: string | null;
   metadata?: Metadata;
+  /** Outbox events written with this change, only if it applies (never on a replay); not compared on replay. */
+  events?: EventDraft[];
 }
 
 export interface RefundInput {
@@ -204,6 +213,8 @@ export interface RefundInput {
   /** Defaults to everything not yet refunded. */
   amount?: bigint;
   reason?: string | null;
+  /** Outbox events written with this change, only if it applies (never on a replay); not compared on replay. */
+  events?: EventDraft[];
 }
 
 export type Command =

@@ -1,9 +1,11 @@
 import { checkAmount } from "../domain/amount.ts";
 import { TallyError } from "../domain/errors.ts";
+import { EVENT_LIMITS, EVENT_TYPE_PATTERN, type EventDraft } from "../events/types.ts";
 import { GRANT_KINDS, LIMITS, type Command, type Metadata } from "./types.ts";
 
 /** Shape and range checks that need no stored state. Throws a validation error naming the field. */
 export function validateCommand(cmd: Command): void {
+  if ("input" in cmd && "events" in cmd.input) checkEvents(cmd.input.events);
   switch (cmd.type) {
     case "create_account": {
       const i = cmd.input;
@@ -138,4 +140,36 @@ function checkMetadata(value: Metadata | undefined, field: string): void {
   }
   if (Buffer.byteLength(text) > LIMITS.MAX_METADATA_BYTES)
     throw TallyError.validation(field, `must be at most ${LIMITS.MAX_METADATA_BYTES} bytes of JSON`);
+}
+
+/** Events a command carries: a few, well named, small, each about one account or none. */
+export function checkEvents(
+  events: readonly EventDraft[] | undefined,
+  max: number = EVENT_LIMITS.MAX_EVENTS_PER_COMMAND,
+): void {
+  if (events === undefined) return;
+  if (!Array.isArray(events) || events.length > max)
+    throw TallyError.validation("events", `must be a list of at most ${max}`);
+  events.forEach((e, i) => {
+    if (
+      typeof e?.type !== "string" ||
+      e.type.length > EVENT_LIMITS.MAX_TYPE_LENGTH ||
+      !EVENT_TYPE_PATTERN.test(e.type)
+    )
+      throw TallyError.validation(`events[${i}].type`, "must look like object.verb (lowercase, dots)");
+    if (e.account_id !== null) checkId(e.account_id, `events[${i}].account_id`);
+    if (e.data === null || typeof e.data !== "object" || Array.isArray(e.data))
+      throw TallyError.validation(`events[${i}].data`, "must be an object");
+    let text: string;
+    try {
+      text = JSON.stringify(e.data);
+    } catch {
+      throw TallyError.validation(`events[${i}].data`, "must be JSON");
+    }
+    if (Buffer.byteLength(text) > EVENT_LIMITS.MAX_DATA_BYTES)
+      throw TallyError.validation(
+        `events[${i}].data`,
+        `must be at most ${EVENT_LIMITS.MAX_DATA_BYTES} bytes of JSON`,
+      );
+  });
 }

@@ -1,4 +1,7 @@
+import { toApi } from "../domain/api-json.ts";
 import { invariant } from "../domain/errors.ts";
+import { newId } from "../domain/ids.ts";
+import type { EventDraft, PendingEvent } from "../events/types.ts";
 import type {
   AccountRecord,
   GrantRecord,
@@ -53,6 +56,8 @@ export interface ChangeSet {
   usages: { inserted: UsageRecord[]; updated: UsageRecord[] };
   refunds: { inserted: RefundRecord[] };
   postings: Posting[];
+  /** Outbox events, written in the same transaction. */
+  events: PendingEvent[];
 }
 
 class Table<T extends { id: string; account_id?: string }> {
@@ -107,6 +112,7 @@ export class Working {
   readonly usages = new Table<UsageRecord>();
   readonly refunds = new Table<RefundRecord>();
   readonly postings: Posting[] = [];
+  readonly events: PendingEvent[] = [];
   /** Accounts whose due expiries were already written in this batch. */
   readonly settled = new Set<string>();
 
@@ -144,6 +150,29 @@ export class Working {
     }
   }
 
+  /** Adds an outbox event; `data` is turned into API JSON (credits as decimal strings, ISO times). */
+  emit(type: string, accountId: string | null, data: Record<string, unknown>, now: number): void {
+    this.events.push({
+      id: newId("evt", now),
+      type,
+      account_id: accountId,
+      data: toApi(data) as EventDraft["data"],
+      created_at: now,
+    });
+  }
+
+  /** Adds events a command carries (already validated API JSON). */
+  emitDrafts(drafts: readonly EventDraft[] | undefined, now: number): void {
+    for (const d of drafts ?? [])
+      this.events.push({
+        id: newId("evt", now),
+        type: d.type,
+        account_id: d.account_id,
+        data: d.data,
+        created_at: now,
+      });
+  }
+
   changes(): ChangeSet {
     return {
       accounts: this.accounts.changes(),
@@ -152,6 +181,7 @@ export class Working {
       usages: this.usages.changes(),
       refunds: { inserted: this.refunds.changes().inserted },
       postings: this.postings,
+      events: this.events,
     };
   }
 }

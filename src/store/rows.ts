@@ -6,6 +6,7 @@ import type {
   RefundRecord,
   UsageRecord,
 } from "../ledger/types.ts";
+import type { EventRecord } from "../events/types.ts";
 import type { CheckoutSession } from "./types.ts";
 import { big, bigOrNull, decodeMetadata, decodeParts, decodeUsageParts, num, numOrNull } from "./codec.ts";
 
@@ -127,5 +128,16 @@ export function rowToCheckout(r: Row): CheckoutSession {
     provider: String(r.provider),
     created_at: num(r.created_at),
     expires_at: num(r.expires_at),
+  };
+}
+
+export function rowToEvent(r: Row): EventRecord {
+  return {
+    seq: num(r.seq),
+    id: String(r.id),
+    type: String(r.type),
+    account_id: r.account_id === null ? null : String(r.account_id),
+    data: decodeMetadata(r.data),
+    created_at: num(r.created_at),
   };
 }

@@ -8,6 +8,7 @@ import type {
   RefundRecord,
   UsageRecord,
 } from "../ledger/types.ts";
+import type { EventDraft, EventQuery, EventRecord } from "../events/types.ts";
 import type { ChangeSet, LoadKeys, Snapshot } from "../ledger/working.ts";
 
 export type Dialect = "sqlite" | "postgres";
@@ -129,6 +130,10 @@ export interface Store {
   putSettingIfAbsent(key: string, value: string): Promise<string>;
   /** Settings whose key starts with `prefix`, in key order. */
   listSettings(prefix: string): Promise<{ key: string; value: string }[]>;
+  /** Writes events that come with no ledger change, in a transaction of their own. */
+  appendEvents(drafts: readonly EventDraft[], now: number): Promise<EventRecord[]>;
+  /** Outbox events in seq order (after `after_seq`, of one account, of some types). */
+  listEvents(q: EventQuery): Promise<EventRecord[]>;
   /** Usages in insertion order, for audits that check each record. */
   scanUsages(afterSeq: number, limit: number): Promise<{ seq: number; usage: UsageRecord }[]>;
   close(): Promise<void>;

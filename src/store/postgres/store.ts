@@ -9,11 +9,15 @@ import type {
 } from "../../ledger/types.ts";
 import type { ChangeSet, LoadKeys, Snapshot } from "../../ledger/working.ts";
 import { collectAuditFacts } from "../audit-facts.ts";
+import { EVENTS_LOCK_KEY } from "../events-migrations.ts";
+import type { EventDraft, EventQuery, EventRecord, PendingEvent } from "../../events/types.ts";
+import { newId } from "../../domain/ids.ts";
 import { encodeParts } from "../codec.ts";
 import {
   rowToAccount,
   rowToCheckout,
   rowToEntry,
+  rowToEvent,
   rowToGrant,
   rowToHold,
   rowToRefund,
@@ -338,6 +342,7 @@ export class PostgresStore implements Store {
           (r) => r.request,
         ),
       );
+    if (ch.events.length) await insertEvents(c, ch.events);
     if (ch.postings.length)
       await c.query(
         `INSERT INTO postings (txn_id, account_id, ledger, amount, kind, ref, at)
@@ -589,6 +594,45 @@ export class PostgresStore implements Store {
     return rows.map((r) => ({ key: String(r.key), value: String(r.value) }));
   }
 
+  async appendEvents(drafts: readonly EventDraft[], now: number): Promise<EventRecord[]> {
+    if (drafts.length === 0) return [];
+    const pending = drafts.map((d) => ({ ...d, id: newId("evt", now), created_at: now }));
+    const c = await this.pool.connect();
+    let broken = false;
+    try {
+      await c.query("BEGIN");
+      const rows = await insertEvents(c, pending);
+      await c.query("COMMIT");
+      return rows;
+    } catch (e) {
+      await c.query("ROLLBACK").catch(() => {
+        broken = true;
+      });
+      throw e;
+    } finally {
+      c.release(broken);
+    }
+  }
+
+  async listEvents(q: EventQuery): Promise<EventRecord[]> {
+    const where: string[] = ["seq > $1"];
+    const args: unknown[] = [q.after_seq ?? 0];
+    if (q.account_id !== undefined) {
+      args.push(q.account_id);
+      where.push(`account_id = $${args.length}`);
+    }
+    if (q.types !== undefined && q.types.length > 0) {
+      args.push(q.types);
+      where.push(`type = ANY($${args.length})`);
+    }
+    args.push(q.limit);
+    const { rows } = await this.pool.query(
+      `SELECT * FROM events WHERE ${where.join(" AND ")} ORDER BY seq LIMIT $${args.length}`,
+      args,
+    );
+    return rows.map(rowToEvent);
+  }
+
   async scanUsages(afterSeq: number, limit: number): Promise<{ seq: number; usage: UsageRecord }[]> {
     const { rows } = await this.pool.query("SELECT * FROM usages WHERE seq > $1 ORDER BY seq LIMIT $2", [
       afterSeq,
@@ -600,6 +644,24 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     await this.pool.end();
   }
+}
+
+/** Takes the events lock, so that seq order is commit order for readers tailing the outbox. */
+async function insertEvents(c: pg.PoolClient, events: readonly PendingEvent[]): Promise<EventRecord[]> {
+  await c.query("SELECT pg_advisory_xact_lock($1::bigint)", [EVENTS_LOCK_KEY]);
+  const { rows } = await c.query(
+    `INSERT INTO events (id, type, account_id, data, created_at)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) RETURNING *`,
+    col(
+      events,
+      (e) => e.id,
+      (e) => e.type,
+      (e) => e.account_id,
+      (e) => JSON.stringify(e.data),
+      (e) => e.created_at,
+    ),
+  );
+  return rows.map(rowToEvent);
 }
 
 function str(v: bigint | null): string | null {

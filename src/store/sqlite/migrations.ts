@@ -1,4 +1,5 @@
 import { AUTH_MIGRATION_SQLITE } from "../auth-migrations.ts";
+import { EVENTS_MIGRATION_SQLITE } from "../events-migrations.ts";
 import { IDEMPOTENCY_MIGRATION_SQLITE } from "../idempotency-migrations.ts";
 /** SQLite schema, versioned. Amounts are INTEGER micro-credits (64-bit); times are INTEGER epoch ms. */
 export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[] = [
@@ -121,4 +122,5 @@ CREATE INDEX checkout_sessions_account ON checkout_sessions (account_id, created
   },
   { version: 3, name: "customer_auth", sql: AUTH_MIGRATION_SQLITE },
   { version: 4, name: "idempotency", sql: IDEMPOTENCY_MIGRATION_SQLITE },
+  { version: 5, name: "events", sql: EVENTS_MIGRATION_SQLITE },
 ];

@@ -11,10 +11,13 @@ import type {
 } from "../../ledger/types.ts";
 import type { ChangeSet, LoadKeys, Snapshot } from "../../ledger/working.ts";
 import { collectAuditFacts } from "../audit-facts.ts";
+import type { EventDraft, EventQuery, EventRecord } from "../../events/types.ts";
+import { newId } from "../../domain/ids.ts";
 import {
   rowToAccount,
   rowToCheckout,
   rowToEntry,
+  rowToEvent,
   rowToGrant,
   rowToHold,
   rowToRefund,
@@ -293,6 +296,13 @@ export class SqliteStore implements Store {
     for (const r of c.refunds.inserted)
       insRefund.run(r.id, r.usage_id, r.account_id, r.amount, r.reason, r.created_at, r.txn_id, r.request);
 
+    this.insertMany("events", "id, type, account_id, data, created_at", c.events, (e) => [
+      e.id,
+      e.type,
+      e.account_id,
+      JSON.stringify(e.data),
+      e.created_at,
+    ]);
     this.insertMany("postings", "txn_id, account_id, ledger, amount, kind, ref, at", c.postings, (p) => [
       p.txn_id,
       p.account_id,
@@ -565,6 +575,36 @@ export class SqliteStore implements Store {
     return this.s("SELECT key, value FROM settings WHERE substr(key, 1, length(?)) = ? ORDER BY key")
       .all(prefix, prefix)
       .map((r) => ({ key: String(r.key), value: String(r.value) }));
+  }
+
+  async appendEvents(drafts: readonly EventDraft[], now: number): Promise<EventRecord[]> {
+    const ins = this.s("INSERT INTO events (id, type, account_id, data, created_at) VALUES (?,?,?,?,?)");
+    const tx = this.db.transaction(() =>
+      drafts.map((d) => {
+        const id = newId("evt", now);
+        const r = ins.run(id, d.type, d.account_id, JSON.stringify(d.data), now);
+        return { ...d, id, created_at: now, seq: Number(r.lastInsertRowid) };
+      }),
+    );
+    return tx.immediate();
+  }
+
+  async listEvents(q: EventQuery): Promise<EventRecord[]> {
+    const where: string[] = ["seq > ?"];
+    const args: unknown[] = [q.after_seq ?? 0];
+    if (q.account_id !== undefined) {
+      where.push("account_id = ?");
+      args.push(q.account_id);
+    }
+    if (q.types !== undefined && q.types.length > 0) {
+      where.push(`type IN (${q.types.map(() => "?").join(",")})`);
+      args.push(...q.types);
+    }
+    args.push(q.limit);
+    return this.db
+      .prepare(`SELECT * FROM events WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ?`)
+      .all(...args)
+      .map((r) => rowToEvent(r as Record<string, unknown>));
   }
 
   async scanUsages(afterSeq: number, limit: number): Promise<{ seq: number; usage: UsageRecord }[]> {
