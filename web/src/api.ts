@@ -77,9 +77,46 @@ export interface CheckoutSession {
   session_id: string;
   credits_to_receive: number;
   amount_usd: number | string;
-  /** Present when the server has a checkout page (purchases, issue #4). */
-  checkout_url?: string;
-  url?: string;
+  /** Where the customer pays (the server's local checkout page, or the payment provider's). */
+  checkout_url?: string | null;
+  [k: string]: unknown;
+}
+
+/** A checkout session's state, as GET /api/v1/checkout-sessions/{id} answers it. */
+export interface CheckoutStatus {
+  id: string;
+  status: string; // open, paid, canceled, expired
+  credits: string;
+  amount_usd: number;
+  currency: string;
+  purchase_id: string | null;
+  [k: string]: unknown;
+}
+
+export interface Pack {
+  id: string;
+  name: string;
+  description: string | null;
+  credits: string;
+  price_usd: number;
+  currency: string;
+  expires_after_days: number | null;
+  active: boolean;
+}
+
+export interface Purchase {
+  id: string;
+  source: string;
+  status: string;
+  pack_id: string | null;
+  amount_usd: number;
+  currency: string;
+  credits: string;
+  credits_expire_at: string | null;
+  provider: string;
+  created_at: string;
+  paid_at: string | null;
+  refunded_credits?: string;
   [k: string]: unknown;
 }
 
@@ -306,6 +343,18 @@ export class CustomerApi {
   }
   createCheckout(body: Record<string, unknown>): Promise<CheckoutSession> {
     return this.post("/api/v1/credits/payg/create-checkout-session", body);
+  }
+  packs(): Promise<Page<Pack>> {
+    return this.get("/api/v1/packs");
+  }
+  buyPack(id: string): Promise<CheckoutSession> {
+    return this.post(`/api/v1/packs/${enc(id)}/checkout`);
+  }
+  checkoutStatus(id: string): Promise<CheckoutStatus> {
+    return this.get(`/api/v1/checkout-sessions/${enc(id)}`);
+  }
+  purchases(): Promise<Page<Purchase>> {
+    return this.get("/api/v1/purchases?limit=1000");
   }
   keys(): Promise<Page<ApiKey>> {
     return this.get("/api/v1/keys?limit=1000");

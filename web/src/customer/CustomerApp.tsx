@@ -1,13 +1,14 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { CustomerApi } from "../api.ts";
 import { useLoad, useRoute } from "../hooks.ts";
-import { followLive, type LiveEvent, type LiveStatus } from "../live.ts";
+import { followLive, type LiveStatus } from "../live.ts";
 import type { Session } from "../session.ts";
 import { Shell } from "../Shell.tsx";
 import { Alerts } from "./Alerts.tsx";
 import { Buy } from "./Buy.tsx";
 import { Calculator } from "./Calculator.tsx";
 import { Keys } from "./Keys.tsx";
+import { foldCalls, type LiveCall } from "./LiveCalls.tsx";
 import { Overview } from "./Overview.tsx";
 import { UsageHistory } from "./UsageHistory.tsx";
 
@@ -26,11 +27,12 @@ export const CHART_DAYS = 30;
 /** The customer's dashboard: one live feed of the balance and recent usage shared by every section. */
 export function CustomerApp({ session, onSignOut }: { session: Session; onSignOut: () => void }) {
   const api = useMemo(() => new CustomerApi(session), [session]);
-  const { path, params } = useRoute();
+  const { path } = useRoute();
   const [credits, reloadCredits] = useLoad(() => api.credits(), [api]);
   const [usage, reloadUsage] = useLoad(() => api.usageSince(Date.now() - CHART_DAYS * DAY_MS), [api]);
   const [status, setStatus] = useState<LiveStatus>("connecting");
-  const [lastEvent, setLastEvent] = useState<LiveEvent | null>(null);
+  const [calls, setCalls] = useState<Record<string, LiveCall>>({});
+  const [held, setHeld] = useState<string | null>(null);
   const pending = useRef<ReturnType<typeof setTimeout> | null>(null);
 
   // Coalesce bursts of events into one refresh.
@@ -49,7 +51,8 @@ export function CustomerApp({ session, onSignOut }: { session: Session; onSignOu
         session,
         "/api/v1/credits/stream",
         (e) => {
-          setLastEvent(e);
+          setCalls((c) => foldCalls(c, e));
+          if (e.type === "balance") setHeld(String((e.data as { held?: unknown }).held ?? "0"));
           refresh();
         },
         setStatus,
@@ -81,7 +84,7 @@ export function CustomerApp({ session, onSignOut }: { session: Session; onSignOu
       page = <UsageHistory api={api} />;
       break;
     case "/buy":
-      page = <Buy api={api} credits={credits} params={params} onBought={refresh} />;
+      page = <Buy api={api} credits={credits} onBought={refresh} />;
       break;
     case "/calculator":
       page = <Calculator api={api} />;
@@ -99,7 +102,8 @@ export function CustomerApp({ session, onSignOut }: { session: Session; onSignOu
           credits={credits}
           usage={usage}
           retry={refresh}
-          lastEvent={lastEvent}
+          calls={calls}
+          held={held}
           liveStatus={status}
         />
       );

@@ -1,61 +1,85 @@
-import { useEffect } from "react";
-import type { CustomerApi } from "../api.ts";
-import { fmtCredits, fmtDate } from "../format.ts";
-import { useLoad } from "../hooks.ts";
 import type { LiveEvent, LiveStatus } from "../live.ts";
-import { Card, Empty, Show } from "../ui.tsx";
+import { fmtCredits, fmtDate } from "../format.ts";
+import { Card, Empty, NotAvailable } from "../ui.tsx";
 
-/** A live session (voice call) as the sessions API answers it; fields beyond these are ignored. */
-interface LiveSession {
-  id: string;
-  service?: string;
-  status?: string;
-  started_at?: string;
-  answered_at?: string | null;
-  reported_seconds?: number | string;
-  used_seconds?: number | string;
-  granted_seconds?: number | string;
-  max_seconds?: number | string;
-  held?: number | string;
-  [k: string]: unknown;
+/** A call in progress, as the stream's session events describe it. */
+export interface LiveCall {
+  session_id: string;
+  service: string;
+  direction?: string;
+  started_at: string;
+  used_seconds: number;
+  max_seconds?: number;
+  /** Seconds left when the server warned that the balance covers no further grant. */
+  seconds_left?: number;
 }
 
-export const SESSIONS_PATH = "/api/v1/sessions?status=active";
+type Calls = Record<string, LiveCall>;
 
-function rowsOf(body: unknown): LiveSession[] {
-  if (Array.isArray(body)) return body as LiveSession[];
-  if (body && typeof body === "object" && Array.isArray((body as { data?: unknown }).data))
-    return (body as { data: LiveSession[] }).data;
-  return [];
+/**
+ * Folds one stream event into the calls in progress: session.started adds a call, session.final_warning
+ * marks it, session.ended and session.abandoned remove it. Other events leave the calls as they are.
+ */
+export function foldCalls(calls: Calls, e: LiveEvent): Calls {
+  const d = (e.data ?? {}) as Record<string, unknown>;
+  const id = typeof d.session_id === "string" ? d.session_id : null;
+  if (!id) return calls;
+  if (e.type === "session.started")
+    return {
+      ...calls,
+      [id]: {
+        session_id: id,
+        service: String(d.service ?? ""),
+        ...(typeof d.direction === "string" ? { direction: d.direction } : {}),
+        started_at: typeof d.created_at === "string" ? d.created_at : new Date().toISOString(),
+        used_seconds: Number(d.used_seconds ?? 0),
+        ...(d.max_seconds !== undefined ? { max_seconds: Number(d.max_seconds) } : {}),
+      },
+    };
+  if (e.type === "session.final_warning" && calls[id])
+    return {
+      ...calls,
+      [id]: {
+        ...calls[id],
+        used_seconds: Number(d.used_seconds ?? 0),
+        seconds_left: Number(d.seconds_left ?? 0),
+      },
+    };
+  if (e.type === "session.ended" || e.type === "session.abandoned") {
+    if (!calls[id]) return calls;
+    const next = { ...calls };
+    delete next[id];
+    return next;
+  }
+  return calls;
 }
 
-/** Calls in progress, refreshed on every live event (and every few seconds while calls are running). */
+/** Calls in progress, from the account's live event stream; `held` is what the calls have set aside. */
 export function LiveCalls({
-  api,
-  lastEvent,
+  calls,
+  held,
   liveStatus,
 }: {
-  api: CustomerApi;
-  lastEvent: LiveEvent | null;
+  calls: Calls;
+  held: string | null;
   liveStatus: LiveStatus;
 }) {
-  const [sessions, reload] = useLoad(async () => rowsOf(await api.raw("GET", SESSIONS_PATH)), [api]);
-  useEffect(() => {
-    if (lastEvent) void reload();
-  }, [lastEvent, reload]);
-  const running = sessions.state === "ok" && sessions.value.length > 0;
-  useEffect(() => {
-    if (!running || liveStatus === "live") return;
-    const t = setInterval(() => void reload(), 5000);
-    return () => clearInterval(t);
-  }, [running, liveStatus, reload]);
+  const rows = Object.values(calls).sort((a, b) => a.started_at.localeCompare(b.started_at));
   return (
     <Card title="Live calls in progress">
-      <Show value={sessions} what="live calls" feature="Live call metering" retry={() => void reload()}>
-        {(rows) =>
-          rows.length === 0 ? (
+      {liveStatus === "polling" ? (
+        <NotAvailable feature="Live call metering (the event stream)" />
+      ) : (
+        <>
+          {held !== null && Number(held) > 0 && (
+            <p data-testid="held">
+              <strong>{fmtCredits(held)}</strong> credits are set aside for calls and jobs in progress.
+            </p>
+          )}
+          {rows.length === 0 ? (
             <Empty>
-              No calls in progress. A call appears here while it runs, with the seconds used so far.
+              No calls in progress since you opened this page. A call appears here as it starts and leaves
+              when it ends.
             </Empty>
           ) : (
             <div className="table-wrap">
@@ -66,28 +90,35 @@ export function LiveCalls({
                     <th scope="col">Call</th>
                     <th scope="col">Service</th>
                     <th scope="col">Started</th>
-                    <th scope="col">Seconds so far</th>
                     <th scope="col">Longest it can last</th>
-                    <th scope="col">Credits set aside</th>
+                    <th scope="col">Status</th>
                   </tr>
                 </thead>
                 <tbody>
-                  {rows.map((s) => (
-                    <tr key={s.id}>
-                      <td className="mono">{s.id}</td>
-                      <td>{s.service ?? "—"}</td>
-                      <td>{fmtDate(s.answered_at ?? s.started_at ?? null)}</td>
-                      <td>{String(s.reported_seconds ?? s.used_seconds ?? 0)}</td>
-                      <td>{s.max_seconds !== undefined ? `${String(s.max_seconds)} s` : "—"}</td>
-                      <td>{s.held !== undefined ? fmtCredits(s.held) : "—"}</td>
+                  {rows.map((c) => (
+                    <tr key={c.session_id}>
+                      <td className="mono">{c.session_id}</td>
+                      <td>
+                        {c.service}
+                        {c.direction === "outbound" ? " (outbound)" : ""}
+                      </td>
+                      <td>{fmtDate(c.started_at)}</td>
+                      <td>{c.max_seconds !== undefined ? `${c.max_seconds} s` : "—"}</td>
+                      <td>
+                        {c.seconds_left !== undefined ? (
+                          <span className="tag tag-off">credits run out in {c.seconds_left} s</span>
+                        ) : (
+                          <span className="tag tag-active">in progress</span>
+                        )}
+                      </td>
                     </tr>
                   ))}
                 </tbody>
               </table>
             </div>
-          )
-        }
-      </Show>
+          )}
+        </>
+      )}
     </Card>
   );
 }

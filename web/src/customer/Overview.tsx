@@ -2,12 +2,12 @@ import { useMemo } from "react";
 import type { Credits, CustomerApi, CustomerUsage } from "../api.ts";
 import { Chart } from "../Chart.tsx";
 import { daysUntil, fmtCredits, fmtDate, pct } from "../format.ts";
-import type { Loadable } from "../hooks.ts";
-import type { LiveEvent, LiveStatus } from "../live.ts";
-import { Card, Empty, ErrorNote, Loading, Meter } from "../ui.tsx";
+import { useLoad, type Loadable } from "../hooks.ts";
+import type { LiveStatus } from "../live.ts";
+import { Card, Empty, ErrorNote, Loading, Meter, Show } from "../ui.tsx";
 import { byService, dailySeries, sum } from "./aggregate.ts";
 import { CHART_DAYS } from "./CustomerApp.tsx";
-import { LiveCalls } from "./LiveCalls.tsx";
+import { LiveCalls, type LiveCall } from "./LiveCalls.tsx";
 
 const PALETTE = ["#1f5fbf", "#b8480b", "#2f7d32", "#7b3fa0", "#a1182f", "#0d7680"];
 
@@ -16,14 +16,16 @@ export function Overview({
   credits,
   usage,
   retry,
-  lastEvent,
+  calls,
+  held,
   liveStatus,
 }: {
   api: CustomerApi;
   credits: Loadable<Credits>;
   usage: Loadable<{ rows: CustomerUsage[]; truncated: boolean }>;
   retry: () => void;
-  lastEvent: LiveEvent | null;
+  calls: Record<string, LiveCall>;
+  held: string | null;
   liveStatus: LiveStatus;
 }) {
   return (
@@ -35,7 +37,8 @@ export function Overview({
         <Billing credits={credits.value} usage={usage.state === "ok" ? usage.value.rows : null} />
       )}
       <UsageCharts usage={usage} retry={retry} />
-      <LiveCalls api={api} lastEvent={lastEvent} liveStatus={liveStatus} />
+      <Outlook api={api} credits={credits} />
+      <LiveCalls calls={calls} held={held} liveStatus={liveStatus} />
     </>
   );
 }
@@ -46,7 +49,7 @@ function Billing({ credits: c, usage }: { credits: Credits; usage: CustomerUsage
   const hasPlan = allowance > 0;
   const periodStart = c.last_reset_at ? Date.parse(c.last_reset_at) : null;
   const usedThisPeriod = usage && periodStart !== null ? sum(usage, periodStart) : null;
-  const days = daysUntil(c.next_reset_date);
+  const days = typeof c.days_until_reset === "number" ? c.days_until_reset : daysUntil(c.next_reset_date);
   const supplyMax = Math.max(allowance, c.credits_balance);
   const packsMax = Math.max(c.total_payg_credits_purchased, c.payg_balance);
   const usedOfAllowance = hasPlan ? Math.max(0, allowance - Math.min(allowance, c.credits_balance)) : 0;
@@ -186,5 +189,64 @@ function UsageCharts({
         )}
       </Card>
     </div>
+  );
+}
+
+/** The analytics answer's fields the outlook shows (GET /api/v1/analytics). */
+interface Analytics {
+  period: {
+    start_at: string;
+    end_at: string;
+    used: string;
+    remaining: string;
+    usage_vs_allowance: number | null;
+  };
+  average_per_day: string;
+  trend: { change_ratio: number | null };
+  projection: { period_end_at: string; projected_used: string; projected_remaining: string };
+  forecast: { run_out_at: string | null; hours_left: number | null };
+}
+
+/** The voice seed's usage patterns: average per day, trend, projection to the period's end, run-out forecast. */
+function Outlook({ api, credits }: { api: CustomerApi; credits: Loadable<Credits> }) {
+  // Refetched whenever the balance changes (the credits object is new on every live refresh).
+  const [a, reload] = useLoad(() => api.raw<Analytics>("GET", "/api/v1/analytics"), [api, credits]);
+  if (a.state === "missing" || a.state === "loading") return null;
+  return (
+    <Card title="Outlook for this period">
+      <Show value={a} what="the outlook" retry={() => void reload()}>
+        {(v) => {
+          const change = v.trend.change_ratio;
+          return (
+            <div className="stats" data-testid="outlook">
+              <div className="stat">
+                <span className="stat-label">Average per day</span>
+                <span className="stat-value">
+                  {fmtCredits(Math.round(Number(v.average_per_day) * 100) / 100)}
+                </span>
+              </div>
+              <div className="stat">
+                <span className="stat-label">Projected use by {fmtDate(v.projection.period_end_at)}</span>
+                <span className="stat-value">
+                  {fmtCredits(Math.round(Number(v.projection.projected_used)))}
+                </span>
+              </div>
+              <div className="stat">
+                <span className="stat-label">Credits run out</span>
+                <span className="stat-value">
+                  {v.forecast.run_out_at ? fmtDate(v.forecast.run_out_at) : "not at this rate"}
+                </span>
+              </div>
+              <div className="stat">
+                <span className="stat-label">Against last period</span>
+                <span className="stat-value">
+                  {change === null ? "—" : `${change >= 0 ? "+" : ""}${Math.round(change * 100)}%`}
+                </span>
+              </div>
+            </div>
+          );
+        }}
+      </Show>
+    </Card>
   );
 }

@@ -3,6 +3,7 @@ import type { Account, ApiKey, Entry, Grant, OperatorApi, OperatorUsage, Page } 
 import { fmtCredits, fmtDate } from "../format.ts";
 import { useLoad } from "../hooks.ts";
 import { Card, Empty, ErrorNote, Field, Meter, Show } from "../ui.tsx";
+import { AccountBilling } from "./AccountBilling.tsx";
 
 const KINDS = ["subscription", "purchase", "promotional", "carryover", "adjustment"];
 
@@ -24,6 +25,7 @@ export function AccountDetail({ api, id }: { api: OperatorApi; id: string }) {
       <Show value={account} what="the account" retry={() => void reloadAccount()}>
         {(a) => <Header api={api} account={a} onChange={reloadAll} />}
       </Show>
+      <AccountBilling api={api} id={id} onChange={reloadAll} />
       <Card title="Grants">
         <Show value={grants} what="grants" retry={() => void reloadGrants()}>
           {(g) => <GrantTable api={api} grants={g.data} onChange={reloadAll} />}

@@ -1,41 +1,109 @@
-import { useState } from "react";
-import type { OperatorApi } from "../api.ts";
+import { useState, type FormEvent } from "react";
+import type { OperatorApi, Page } from "../api.ts";
 import { useLoad } from "../hooks.ts";
-import { GenericTable, listOf } from "../shared/GenericTable.tsx";
-import { Card, Empty, Show } from "../ui.tsx";
+import { GenericTable } from "../shared/GenericTable.tsx";
+import { Card, Empty, ErrorNote, Field, Show } from "../ui.tsx";
 
-export const WEBHOOKS_PATH = "/v1/webhooks";
+interface Endpoint {
+  id: string;
+  url: string;
+  event_types: string[];
+  status: string;
+  account_id: string | null;
+  [k: string]: unknown;
+}
 
-/** Webhook endpoints and the deliveries of the one selected. */
+const enc = encodeURIComponent;
+
+/** Webhook endpoints (create, with the signing secret shown once) and the deliveries of the one chosen. */
 export function Webhooks({ api }: { api: OperatorApi }) {
-  const [hooks, reload] = useLoad(async () => listOf(await api.raw("GET", WEBHOOKS_PATH)), [api]);
+  const [hooks, reload] = useLoad(() => api.raw<Page<Endpoint>>("GET", "/v1/webhooks"), [api]);
   const [selected, setSelected] = useState<string | null>(null);
+  const [url, setUrl] = useState("");
+  const [types, setTypes] = useState("alert.triggered, purchase.completed");
+  const [account, setAccount] = useState("");
+  const [secret, setSecret] = useState<string | null>(null);
+  const [error, setError] = useState<Error | null>(null);
+
+  const create = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    setSecret(null);
+    try {
+      const r = await api.raw<Endpoint & { secret: string }>("POST", "/v1/webhooks", {
+        url: url.trim(),
+        event_types: types
+          .split(",")
+          .map((t) => t.trim())
+          .filter(Boolean),
+        ...(account.trim() ? { account_id: account.trim() } : {}),
+      });
+      setSecret(r.secret);
+      setUrl("");
+      await reload();
+    } catch (err) {
+      setError(err as Error);
+    }
+  };
+
   return (
     <>
       <h1>Webhooks</h1>
       <Card title="Endpoints">
         <Show value={hooks} what="webhooks" feature="Webhooks" retry={() => void reload()}>
-          {(rows) =>
-            rows.length === 0 ? (
-              <Empty>No webhook endpoints. Add one with POST {WEBHOOKS_PATH} to receive events.</Empty>
-            ) : (
-              <>
-                <GenericTable rows={rows} caption="Webhook endpoints" testId="webhooks-table" />
-                <div className="row">
-                  {rows.map((r) => (
-                    <button
-                      key={String(r.id)}
-                      type="button"
-                      onClick={() => setSelected(String(r.id))}
-                      aria-pressed={selected === String(r.id)}
-                    >
-                      Deliveries of {String(r.url ?? r.id)}
-                    </button>
-                  ))}
+          {(p) => (
+            <>
+              {p.data.length === 0 ? (
+                <Empty>
+                  No webhook endpoints. Add one below to receive events, signed per Standard Webhooks.
+                </Empty>
+              ) : (
+                <>
+                  <GenericTable
+                    rows={p.data}
+                    columns={["id", "url", "event_types", "status", "account_id", "created_at"]}
+                    caption="Webhook endpoints"
+                    testId="webhooks-table"
+                  />
+                  <div className="row" role="group" aria-label="Show deliveries">
+                    {p.data.map((r) => (
+                      <button
+                        key={r.id}
+                        type="button"
+                        onClick={() => setSelected(r.id)}
+                        aria-pressed={selected === r.id}
+                      >
+                        Deliveries to {r.url}
+                      </button>
+                    ))}
+                  </div>
+                </>
+              )}
+              <form onSubmit={(e) => void create(e)} className="inline-form" aria-label="Add an endpoint">
+                <h3>Add an endpoint</h3>
+                <Field label="URL">
+                  {(p) => (
+                    <input {...p} type="url" required value={url} onChange={(e) => setUrl(e.target.value)} />
+                  )}
+                </Field>
+                <Field label="Event types" hint="Comma-separated, e.g. alert.triggered, purchase.completed">
+                  {(p) => <input {...p} required value={types} onChange={(e) => setTypes(e.target.value)} />}
+                </Field>
+                <Field label="Only for account" hint="Empty: every account">
+                  {(p) => <input {...p} value={account} onChange={(e) => setAccount(e.target.value)} />}
+                </Field>
+                <button type="submit" className="primary">
+                  Add endpoint
+                </button>
+              </form>
+              {secret && (
+                <div className="note note-ok secret" role="status">
+                  <strong>Signing secret (shown once):</strong> <code>{secret}</code>
                 </div>
-              </>
-            )
-          }
+              )}
+              {error && <ErrorNote error={error} />}
+            </>
+          )}
         </Show>
       </Card>
       {selected && <Deliveries api={api} id={selected} />}
@@ -45,16 +113,61 @@ export function Webhooks({ api }: { api: OperatorApi }) {
 
 function Deliveries({ api, id }: { api: OperatorApi; id: string }) {
   const [rows, reload] = useLoad(
-    async () => listOf(await api.raw("GET", `${WEBHOOKS_PATH}/${encodeURIComponent(id)}/deliveries`)),
+    () => api.raw<Page<Record<string, unknown>>>("GET", `/v1/webhooks/${enc(id)}/deliveries?limit=100`),
     [api, id],
   );
+  const [error, setError] = useState<Error | null>(null);
+  const redeliver = async (d: Record<string, unknown>) => {
+    setError(null);
+    try {
+      await api.raw("POST", `/v1/webhooks/${enc(id)}/deliveries/${enc(String(d.id))}/redeliver`, {});
+      await reload();
+    } catch (err) {
+      setError(err as Error);
+    }
+  };
   return (
-    <Card title={`Deliveries of ${id}`}>
+    <Card
+      title={`Deliveries to ${id}`}
+      actions={
+        <button type="button" onClick={() => void reload()}>
+          Refresh
+        </button>
+      }
+    >
       <Show value={rows} what="deliveries" feature="Webhook deliveries" retry={() => void reload()}>
         {(r) =>
-          r.length === 0 ? <Empty>No deliveries yet.</Empty> : <GenericTable rows={r} caption="Deliveries" />
+          r.data.length === 0 ? (
+            <Empty>No deliveries yet: events of the chosen types appear here as they are sent.</Empty>
+          ) : (
+            <>
+              <GenericTable
+                rows={r.data}
+                columns={[
+                  "id",
+                  "event_type",
+                  "status",
+                  "attempts",
+                  "response_status",
+                  "next_attempt_at",
+                  "created_at",
+                ]}
+                caption="Deliveries"
+              />
+              <div className="row">
+                {r.data
+                  .filter((d) => d.status === "failed")
+                  .map((d) => (
+                    <button key={String(d.id)} type="button" onClick={() => void redeliver(d)}>
+                      Redeliver {String(d.id)}
+                    </button>
+                  ))}
+              </div>
+            </>
+          )
         }
       </Show>
+      {error && <ErrorNote error={error} />}
     </Card>
   );
 }
