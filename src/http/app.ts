@@ -4,6 +4,8 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
 import { randomBytes } from "node:crypto";
 import client from "prom-client";
+import { registerDashboard } from "./static.ts";
+import { customerPricingRoutes } from "./routes/customer-pricing.ts";
 import { TallyError } from "../domain/errors.ts";
 import type { Engine } from "../ledger/engine.ts";
 import type { OperatorAuth } from "./auth.ts";
@@ -16,8 +18,6 @@ import { paygRoutes } from "./routes/payg.ts";
 import { creditsRoutes } from "./routes/credits.ts";
 import { operatorKeyRoutes } from "./routes/keys.ts";
 import { customerKeyRoutes } from "./routes/customer-keys.ts";
-import { customerPricingRoutes } from "./routes/customer-pricing.ts";
-import { registerDashboard } from "./static.ts";
 import { CustomerAuth } from "./customer-auth.ts";
 import { RateCards } from "../pricing/rate-cards.ts";
 import { rateLimit, type RateLimitSettings } from "./rate-limit.ts";
@@ -29,12 +29,12 @@ export interface AppOptions {
   customerAuth?: CustomerAuth;
   rateCards?: RateCards;
   logLevel?: string;
+  /** Serve the dashboard (web/dist) at /; default true. */
+  dashboard?: boolean;
   /** Largest accepted request body. */
   bodyLimitBytes?: number;
   /** Rate limits and their backend; unset fields come from the environment (TALLY_RATE_LIMIT, REDIS_URL). */
   rateLimit?: RateLimitSettings;
-  /** Serve the dashboard (web/dist) at /; default true. */
-  dashboard?: boolean;
 }
 
 /** The HTTP app: operator API under /v1, health, metrics, OpenAPI 3.1 at /openapi.json and /docs. */
@@ -122,7 +122,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     return registry.metrics();
   });
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+  // The dashboard at / (only its own files: no API path is shadowed).
+  if (opts.dashboard !== false) await registerDashboard(app);
   await app.register(idempotency, { store: engine.store, clock: engine.clock });
+  // The customer's credit calculator (the dashboard's, and any client's).
+  await app.register(customerPricingRoutes, { engine, rateCards, customerAuth, prefix: "/api/v1" });
 
   await app.register(
     async (v1) => {
@@ -138,7 +142,5 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   // The customer API: /auth/token needs no credential; every other route checks its own scope.
   await app.register(customerKeyRoutes, { engine, customerAuth, prefix: "/api/v1" });
   await app.register(creditsRoutes, { engine, rateCards, customerAuth, prefix: "/api/v1" });
-  await app.register(customerPricingRoutes, { engine, rateCards, customerAuth, prefix: "/api/v1" });
-  if (opts.dashboard !== false) await registerDashboard(app);
   return app;
 }
