@@ -63,6 +63,10 @@ export async function startServer(
   await app.listen({ port: 0, host: "127.0.0.1" });
   const addr = app.server.address();
   const base = `http://127.0.0.1:${typeof addr === "object" && addr ? addr.port : 0}`;
+  // The local checkout page's links use the server's public address, known only now (purchases, issue #4).
+  (
+    app as unknown as { billing?: { purchases?: { setPublicUrl(u: string): void } } }
+  ).billing?.purchases?.setPublicUrl(base);
   return {
     base,
     engine,

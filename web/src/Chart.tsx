@@ -45,7 +45,12 @@ export function Chart({
       height,
       legend: { show: series.length > 1 },
       cursor: { drag: { x: false, y: false } },
-      scales: categories ? { x: { time: false, range: (_u, min, max) => [min - 0.5, max + 0.5] } } : {},
+      // Bars sit on their x value: leave half a step on each side so the first and last are whole.
+      scales: categories
+        ? { x: { time: false, range: (_u, min, max) => [min - 0.5, max + 0.5] } }
+        : bars
+          ? { x: { range: (_u, min, max) => [min - 43_200, max + 43_200] } }
+          : {},
       axes: [
         categories
           ? {

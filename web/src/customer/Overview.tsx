@@ -50,8 +50,10 @@ function Billing({ credits: c, usage }: { credits: Credits; usage: CustomerUsage
   const periodStart = c.last_reset_at ? Date.parse(c.last_reset_at) : null;
   const usedThisPeriod = usage && periodStart !== null ? sum(usage, periodStart) : null;
   const days = typeof c.days_until_reset === "number" ? c.days_until_reset : daysUntil(c.next_reset_date);
-  const supplyMax = Math.max(allowance, c.credits_balance);
-  const packsMax = Math.max(c.total_payg_credits_purchased, c.payg_balance);
+  // One scale for both bars, so they compare and a purchase visibly lengthens the pack bar.
+  const scale = Math.max(allowance, c.credits_balance, c.total_payg_credits_purchased, c.payg_balance);
+  const supplyMax = scale;
+  const packsMax = scale;
   const usedOfAllowance = hasPlan ? Math.max(0, allowance - Math.min(allowance, c.credits_balance)) : 0;
   return (
     <Card title="Balance">
