@@ -237,6 +237,24 @@ describe("dashboard in Chromium", () => {
     await shot(page, "05-buy");
   });
 
+  it("adds an alert and lists it with its state", async (ctx) => {
+    const probe = await fetch(server.base + "/api/v1/alerts");
+    await probe.text();
+    if (probe.status === 404) return ctx.skip("this server has no alerts yet (issue #6)");
+    await page.getByRole("link", { name: "Alerts & auto-recharge" }).click();
+    const form = page.getByRole("form", { name: "Add an alert" });
+    await form.getByLabel("When").selectOption("balance_below");
+    await form.getByLabel(/Threshold/).fill("2500");
+    await form.getByRole("button", { name: "Add alert" }).click();
+    await page.getByTestId("alert-list").getByText("Balance falls below 2,500 credits").waitFor();
+    const rules = await server.call("GET", `/v1/accounts/${ACCOUNT}/alerts`, OPERATOR_KEY);
+    expect(rules.body.data.map((r: { kind: string; amount: string }) => [r.kind, r.amount])).toContainEqual([
+      "balance_below",
+      "2500",
+    ]);
+    await shot(page, "13-alerts");
+  });
+
   it("creates a key, shows it once, and revokes it", async () => {
     await page.getByRole("link", { name: "API keys" }).click();
     await page.getByLabel("Name", { exact: true }).fill("browser test key");
@@ -311,6 +329,16 @@ describe("dashboard in Chromium", () => {
     await shot(page, "09-rate-card");
     // The server agrees: a real usage now costs the new price.
     expect((await usage("evt_after_edit", "transcription", 90)).cost).toBe("1980");
+
+    const hooks = await server.call("GET", "/v1/webhooks", OPERATOR_KEY);
+    if (hooks.status === 200) {
+      await page.getByRole("link", { name: "Webhooks" }).click();
+      const add = page.getByRole("form", { name: "Add an endpoint" });
+      await add.getByLabel("URL", { exact: true }).fill("https://hooks.example.com/tally");
+      await add.getByRole("button", { name: "Add endpoint" }).click();
+      await page.getByText(/Signing secret \(shown once\)/).waitFor();
+      await page.getByTestId("webhooks-table").getByText("https://hooks.example.com/tally").waitFor();
+    }
 
     await page.getByRole("link", { name: "Audit" }).click();
     await expect.poll(() => page.getByTestId("audit-status").textContent()).toContain("The books balance");

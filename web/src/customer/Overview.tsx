@@ -222,7 +222,7 @@ function Outlook({ api, credits }: { api: CustomerApi; credits: Loadable<Credits
           return (
             <div className="stats" data-testid="outlook">
               <div className="stat">
-                <span className="stat-label">Average per day</span>
+                <span className="stat-label">Average per day this period</span>
                 <span className="stat-value">
                   {fmtCredits(Math.round(Number(v.average_per_day) * 100) / 100)}
                 </span>
