@@ -25,8 +25,22 @@ async function meter(testId: string): Promise<number> {
   return Number(await page.getByTestId(testId).getAttribute("aria-valuenow"));
 }
 
+/** Waits for a condition on the page (the polling fallback refreshes every 3 s; the stream at once). */
+function eventually<T>(fn: () => Promise<T> | T) {
+  return expect.poll(fn, { timeout: 10_000, interval: 100 });
+}
+
 async function chartTotal(testId: string): Promise<number> {
   return Number(await page.getByTestId(testId).getAttribute("data-total"));
+}
+
+async function customerToken(): Promise<string> {
+  const r = await fetch(server.base + "/api/v1/auth/token", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ email: EMAIL, password: PASSWORD }),
+  });
+  return ((await r.json()) as { access_token: string }).access_token;
 }
 
 async function usage(id: string, service: string, quantity: number) {
@@ -103,7 +117,7 @@ describe("dashboard in Chromium", () => {
 
   it("signs in with email and password and shows the balance", async () => {
     await page.goto(server.base + "/");
-    await expect.poll(() => page.getByRole("heading", { name: "Tally" }).isVisible()).toBe(true);
+    await eventually(() => page.getByRole("heading", { name: "Tally" }).isVisible()).toBe(true);
     await shot(page, "01-sign-in");
     await page.getByLabel("Email", { exact: true }).fill(EMAIL);
     await page.getByLabel("Password", { exact: true }).fill("wrong password!!");
@@ -134,8 +148,8 @@ describe("dashboard in Chromium", () => {
     page.on("framenavigated", () => navigations++);
     const u = await usage("evt_live_1", "transcription", 120); // 120 s × 11 = 1,320 credits
     expect(u.cost).toBe("1320");
-    await expect.poll(() => meter("supply-bar"), { timeout: 10_000 }).toBe(supplyBefore - 1320);
-    await expect.poll(() => chartTotal("daily-chart"), { timeout: 10_000 }).toBe(chartBefore + 1320);
+    await eventually(() => meter("supply-bar")).toBe(supplyBefore - 1320);
+    await eventually(() => chartTotal("daily-chart")).toBe(chartBefore + 1320);
     expect(navigations).toBe(0);
   });
 
@@ -144,7 +158,8 @@ describe("dashboard in Chromium", () => {
     if (probe.status === 404 && /no route/.test(probe.body?.error?.message ?? ""))
       return ctx.skip("this server has no live sessions yet (issue #5)");
     await page.getByRole("link", { name: "Overview" }).click();
-    await expect.poll(() => page.getByTestId("live-status").textContent()).toBe("Live");
+    await page.getByRole("heading", { name: "Overview" }).waitFor();
+    await eventually(() => page.getByTestId("live-status").textContent()).toBe("Live");
     const availableBefore = await meter("supply-bar");
     const started = await server.call("POST", "/v1/sessions", OPERATOR_KEY, {
       account_id: ACCOUNT,
@@ -154,13 +169,13 @@ describe("dashboard in Chromium", () => {
     const id = started.body.id as string;
     const row = page.getByTestId("live-calls").locator("tr", { hasText: id });
     await row.waitFor();
-    await expect.poll(() => page.getByTestId("held").textContent()).toMatch(/set aside/);
+    await eventually(() => page.getByTestId("held").textContent()).toMatch(/set aside/);
     await shot(page, "10-live-call");
     const ended = await server.call("POST", `/v1/sessions/${id}/end`, OPERATOR_KEY, { billable_seconds: 30 });
     expect(ended.status, JSON.stringify(ended.body)).toBe(200);
     await row.waitFor({ state: "detached" });
     // 30 s of transcription at 11 credits a second left the supply bar without a reload.
-    await expect.poll(() => meter("supply-bar")).toBe(availableBefore - 330);
+    await eventually(() => meter("supply-bar")).toBe(availableBefore - 330);
   });
 
   it("buys a pack through the local checkout and the pack bar grows", async (ctx) => {
@@ -172,8 +187,10 @@ describe("dashboard in Chromium", () => {
     if (pack.status === 404) return ctx.skip("this server has no packs yet (issue #4)");
     expect(pack.status, JSON.stringify(pack.body)).toBe(201);
     await page.getByRole("link", { name: "Overview" }).click();
+    await page.getByRole("heading", { name: "Overview" }).waitFor();
     const packsBefore = await meter("packs-bar");
     await page.getByRole("link", { name: "Buy credits" }).click();
+    await page.getByRole("heading", { name: "Buy credits" }).waitFor();
     const [checkout] = await Promise.all([
       context.waitForEvent("page"),
       page.getByRole("button", { name: "Buy the Starter pack" }).click(),
@@ -188,16 +205,18 @@ describe("dashboard in Chromium", () => {
       .getByText("pack " + pack.body.id)
       .waitFor();
     await page.getByRole("link", { name: "Overview" }).click();
-    await expect.poll(() => meter("packs-bar")).toBe(packsBefore + 5000);
+    await page.getByRole("heading", { name: "Overview" }).waitFor();
+    await eventually(() => meter("packs-bar")).toBe(packsBefore + 5000);
     await shot(page, "12-after-purchase");
   });
 
   it("filters the usage history and exports it as CSV", async () => {
     await page.getByRole("link", { name: "Usage history" }).click();
+    await page.getByRole("heading", { name: "Usage history" }).waitFor();
     await page.getByTestId("usage-table").waitFor();
     await page.getByLabel("Service", { exact: true }).selectOption("video_download");
     const rows = page.getByTestId("usage-table").locator("tbody tr");
-    await expect.poll(() => rows.count()).toBeGreaterThan(0);
+    await eventually(() => rows.count()).toBeGreaterThan(0);
     for (const text of await rows.locator("td:nth-child(2)").allTextContents())
       expect(text).toBe("video_download");
     const [download] = await Promise.all([
@@ -218,19 +237,21 @@ describe("dashboard in Chromium", () => {
 
   it("prices a call with the credit calculator", async () => {
     await page.getByRole("link", { name: "Calculator" }).click();
+    await page.getByRole("heading", { name: "Credit calculator" }).waitFor();
     await page.getByLabel("Service", { exact: true }).selectOption("transcription");
     await page.getByLabel(/Quantity/).fill("90");
-    await expect.poll(() => page.getByTestId("customer-estimate-cost").textContent()).toBe("990");
+    await eventually(() => page.getByTestId("customer-estimate-cost").textContent()).toBe("990");
     await page.getByLabel(/speaker_diarization/).check();
-    await expect.poll(() => page.getByTestId("customer-estimate-cost").textContent()).toBe("3,465");
+    await eventually(() => page.getByTestId("customer-estimate-cost").textContent()).toBe("3,465");
     await shot(page, "04-calculator");
   });
 
   it("previews the credits a pay-as-you-go amount buys", async () => {
     await page.getByRole("link", { name: "Buy credits" }).click();
+    await page.getByRole("heading", { name: "Buy credits" }).waitFor();
     const amount = page.getByLabel(/Amount/);
     await amount.fill("20");
-    await expect.poll(() => page.getByTestId("payg-preview").textContent()).toContain("150,000");
+    await eventually(() => page.getByTestId("payg-preview").textContent()).toContain("150,000");
     await amount.fill("0.5");
     await page.getByText(/Enter an amount from/).waitFor();
     await amount.fill("20");
@@ -242,6 +263,7 @@ describe("dashboard in Chromium", () => {
     await probe.text();
     if (probe.status === 404) return ctx.skip("this server has no alerts yet (issue #6)");
     await page.getByRole("link", { name: "Alerts & auto-recharge" }).click();
+    await page.getByRole("heading", { name: "Alerts and auto-recharge" }).waitFor();
     const form = page.getByRole("form", { name: "Add an alert" });
     await form.getByLabel("When").selectOption("balance_below");
     await form.getByLabel(/Threshold/).fill("2500");
@@ -257,6 +279,7 @@ describe("dashboard in Chromium", () => {
 
   it("creates a key, shows it once, and revokes it", async () => {
     await page.getByRole("link", { name: "API keys" }).click();
+    await page.getByRole("heading", { name: "API keys" }).waitFor();
     await page.getByLabel("Name", { exact: true }).fill("browser test key");
     await page.getByRole("button", { name: "Create key" }).click();
     const secret = (await page.getByTestId("new-key-secret").textContent())!.trim();
@@ -267,11 +290,44 @@ describe("dashboard in Chromium", () => {
     page.once("dialog", (d) => void d.accept());
     await row.getByRole("button", { name: /Revoke/ }).click();
     await row.getByText(/revoked/).waitFor();
-    await expect.poll(async () => (await server.call("GET", "/api/v1/credits", secret)).status).toBe(401);
+    await eventually(async () => (await server.call("GET", "/api/v1/credits", secret)).status).toBe(401);
     // The secret is never shown again.
     await page.reload();
     await page.getByTestId("keys-table").waitFor();
     expect(await page.getByTestId("new-key-secret").count()).toBe(0);
+  });
+
+  it("shows a monthly plan: allowance, usage against it and days until reset", async (ctx) => {
+    const plan = await server.call("POST", "/v1/plans", OPERATOR_KEY, {
+      id: "pro",
+      name: "Pro",
+      monthly_allowance: "100000",
+      price: "49",
+    });
+    if (plan.status === 404) return ctx.skip("this server has no plans yet (issue #4)");
+    expect(plan.status, JSON.stringify(plan.body)).toBe(201);
+    const sub = await server.call("POST", "/v1/subscriptions", OPERATOR_KEY, {
+      account_id: ACCOUNT,
+      plan_id: "pro",
+    });
+    expect(sub.status, JSON.stringify(sub.body)).toBe(201);
+    await page.getByRole("link", { name: "Overview" }).click();
+    await page.getByRole("heading", { name: "Overview" }).waitFor();
+    // The new allowance arrives without a reload (stream or polling).
+    await page.getByTestId("allowance-bar").waitFor();
+    expect(await page.getByTestId("allowance-bar").getAttribute("aria-valuemax")).toBe("100000");
+    expect(await page.getByTestId("supply-bar").getAttribute("aria-valuetext")).toMatch(/100,000/);
+    // Usage in the new period counts against the allowance, live.
+    await usage("evt_plan_1", "transcription", 60); // 660 credits
+    await eventually(() => meter("allowance-bar")).toBe(660);
+    expect(await page.getByTestId("allowance-bar").getAttribute("aria-valuetext")).toBe(
+      "660 of 100,000 credits used (1%)",
+    );
+    const credits = (await server.call("GET", "/api/v1/credits", await customerToken())).body;
+    const days = Number(await page.getByTestId("days-until-reset").textContent());
+    expect(days).toBe(credits.days_until_reset);
+    expect(days).toBeGreaterThanOrEqual(27);
+    await shot(page, "14-plan");
   });
 
   it("reads well on a phone", async () => {
@@ -305,7 +361,7 @@ describe("dashboard in Chromium", () => {
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.getByTestId("accounts-table").waitFor();
     await page.getByLabel("Search", { exact: true }).fill("globex");
-    await expect.poll(() => page.getByTestId("accounts-table").locator("tbody tr").count()).toBe(1);
+    await eventually(() => page.getByTestId("accounts-table").locator("tbody tr").count()).toBe(1);
     await page.getByLabel("Search", { exact: true }).fill("acme");
     await page.getByRole("link", { name: ACCOUNT }).click();
     await page.getByTestId("grants-table").waitFor();
@@ -313,18 +369,19 @@ describe("dashboard in Chromium", () => {
     await shot(page, "08-operator-account");
 
     await page.getByRole("link", { name: "Rate card" }).click();
+    await page.getByRole("heading", { name: "Rate card", exact: true }).waitFor();
     await page.getByTestId("rate-table").waitFor();
     const form = page.getByRole("form", { name: "Credit calculator" });
     await form.getByLabel("Service", { exact: true }).selectOption("transcription");
     await form.getByLabel(/Quantity/).fill("90");
-    await expect.poll(() => page.getByTestId("op-estimate-cost").textContent()).toBe("990");
+    await eventually(() => page.getByTestId("op-estimate-cost").textContent()).toBe("990");
     await page.getByRole("button", { name: "Edit the price of transcription" }).click();
     await page
       .getByRole("form", { name: "New price of transcription" })
       .getByLabel(/Credits per/)
       .fill("1320");
     await page.getByRole("button", { name: "Publish" }).click();
-    await expect.poll(() => page.getByTestId("op-estimate-cost").textContent()).toBe("1,980");
+    await eventually(() => page.getByTestId("op-estimate-cost").textContent()).toBe("1,980");
     await page.getByTestId("versions").getByText("Version 2").waitFor();
     await shot(page, "09-rate-card");
     // The server agrees: a real usage now costs the new price.
@@ -341,7 +398,7 @@ describe("dashboard in Chromium", () => {
     }
 
     await page.getByRole("link", { name: "Audit" }).click();
-    await expect.poll(() => page.getByTestId("audit-status").textContent()).toContain("The books balance");
+    await eventually(() => page.getByTestId("audit-status").textContent()).toContain("The books balance");
   });
 
   it.runIf(process.env.TALLY_DOCS_SCREENSHOTS === "1")("copies the best screenshots into docs/images", () => {

@@ -54,7 +54,10 @@ function Billing({ credits: c, usage }: { credits: Credits; usage: CustomerUsage
   const scale = Math.max(allowance, c.credits_balance, c.total_payg_credits_purchased, c.payg_balance);
   const supplyMax = scale;
   const packsMax = scale;
-  const usedOfAllowance = hasPlan ? Math.max(0, allowance - Math.min(allowance, c.credits_balance)) : 0;
+  // Usage this period (from the history since the period started); without it, what the supply lost.
+  const usedOfAllowance = !hasPlan
+    ? 0
+    : (usedThisPeriod ?? Math.max(0, allowance - Math.min(allowance, c.credits_balance)));
   return (
     <Card title="Balance">
       <div className="stats">
@@ -88,9 +91,11 @@ function Billing({ credits: c, usage }: { credits: Credits; usage: CustomerUsage
         tone="supply"
         testId="supply-bar"
         valueText={
-          hasPlan
-            ? `${fmtCredits(c.credits_balance)} of ${fmtCredits(allowance)} credits left`
-            : `${fmtCredits(c.credits_balance)} credits (no monthly plan)`
+          !hasPlan
+            ? `${fmtCredits(c.credits_balance)} credits (no monthly plan)`
+            : c.credits_balance > allowance
+              ? `${fmtCredits(c.credits_balance)} credits left: the ${fmtCredits(allowance)} monthly allowance and other grants`
+              : `${fmtCredits(c.credits_balance)} of ${fmtCredits(allowance)} credits left`
         }
       />
       <Meter
@@ -112,7 +117,7 @@ function Billing({ credits: c, usage }: { credits: Credits; usage: CustomerUsage
           max={allowance}
           tone={pct(usedOfAllowance, allowance) >= 90 ? "warn" : "usage"}
           testId="allowance-bar"
-          valueText={`${Math.round(pct(usedOfAllowance, allowance))}% of the monthly allowance used`}
+          valueText={`${fmtCredits(usedOfAllowance)} of ${fmtCredits(allowance)} credits used (${Math.round(pct(usedOfAllowance, allowance))}%)`}
         />
       ) : (
         <p className="muted">
