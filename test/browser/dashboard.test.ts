@@ -368,6 +368,17 @@ describe("dashboard in Chromium", () => {
     await page.getByTestId("op-usage-table").waitFor();
     await shot(page, "08-operator-account");
 
+    // Refund part of a usage from its row: the credits go back, the row says so.
+    const row = page.getByTestId("op-usage-table").locator("tr", { hasText: "evt_live_1" });
+    await row.getByRole("button", { name: "Refund evt_live_1" }).click();
+    const refund = page.getByRole("form", { name: "Refund evt_live_1" });
+    await refund.getByLabel("Credits").fill("320");
+    await refund.getByLabel("Reason").fill("dropped call");
+    await refund.getByRole("button", { name: "Refund", exact: true }).click();
+    await eventually(() => row.locator("td").nth(5).textContent()).toBe("320");
+    const refunded = await server.call("GET", "/v1/usage/evt_live_1", OPERATOR_KEY);
+    expect(refunded.body.refunded).toBe("320");
+
     await page.getByRole("link", { name: "Rate card" }).click();
     await page.getByRole("heading", { name: "Rate card", exact: true }).waitFor();
     await page.getByTestId("rate-table").waitFor();

@@ -359,6 +359,7 @@ function UsageTable({
   onChange: () => void;
 }) {
   const [refunding, setRefunding] = useState<string | null>(null);
+  const [shown, setShown] = useState(25);
   const [amount, setAmount] = useState("");
   const [reason, setReason] = useState("");
   const [error, setError] = useState<Error | null>(null);
@@ -403,7 +404,7 @@ function UsageTable({
           </tr>
         </thead>
         <tbody>
-          {page.data.map((u) => (
+          {page.data.slice(0, shown).map((u) => (
             <tr key={u.id}>
               <td>{fmtDate(u.recorded_at)}</td>
               <td className="mono">{u.id}</td>
@@ -457,6 +458,11 @@ function UsageTable({
           ))}
         </tbody>
       </table>
+      {page.data.length > shown && (
+        <button type="button" onClick={() => setShown((n) => n + 25)}>
+          Show more ({page.data.length - shown} more loaded)
+        </button>
+      )}
       {page.next_cursor && (
         <p className="muted">Showing the newest 100; narrow the filters to find older events.</p>
       )}
