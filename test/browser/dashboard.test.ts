@@ -200,10 +200,7 @@ describe("dashboard in Chromium", () => {
     await shot(checkout, "11-local-checkout");
     await checkout.close();
     await page.getByText(/Payment complete: 5,000 credits were added/).waitFor();
-    await page
-      .getByTestId("purchases-table")
-      .getByText("pack " + pack.body.id)
-      .waitFor();
+    await page.getByTestId("purchases-table").getByText("Starter pack").waitFor();
     await page.getByRole("link", { name: "Overview" }).click();
     await page.getByRole("heading", { name: "Overview" }).waitFor();
     await eventually(() => meter("packs-bar")).toBe(packsBefore + 5000);

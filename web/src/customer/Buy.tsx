@@ -66,6 +66,9 @@ export function Buy({
     }
   };
 
+  const packName = (id: string) =>
+    (packs.state === "ok" ? packs.value.data.find((p) => p.id === id)?.name : undefined) ?? id;
+
   const done = () => {
     onBought();
     void reloadPurchases();
@@ -142,7 +145,7 @@ export function Buy({
                     {[...p.data].reverse().map((x) => (
                       <tr key={x.id}>
                         <td>{fmtDate(x.paid_at ?? x.created_at)}</td>
-                        <td>{x.pack_id ? `pack ${x.pack_id}` : x.source.replace(/_/g, " ")}</td>
+                        <td>{x.pack_id ? `${packName(x.pack_id)} pack` : x.source.replace(/_/g, " ")}</td>
                         <td className="num">{fmtCredits(x.credits)}</td>
                         <td className="num">{fmtMoney(x.amount_usd, x.currency)}</td>
                         <td>{x.status}</td>
