@@ -110,6 +110,10 @@ export type ErrorCode =
   | "rate_limited"
   | "payload_too_large"
   | "budget_exceeded"
+  | "subscription_conflict"
+  | "checkout_not_open"
+  | "purchase_not_refundable"
+  | "payment_provider_error"
   | "internal_error";
 
 /** The one error shape of every error answer. */

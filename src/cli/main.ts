@@ -7,6 +7,8 @@ import { GRANT_KINDS, type GrantKind, type Metadata, type OveragePolicy } from "
 import { DEFAULT_DATABASE_URL, openStore } from "../store/open.ts";
 import { print } from "./format.ts";
 import { CustomerAuth, SCOPES, type Scope } from "../http/customer-auth.ts";
+import { BILLING_HELP, runBilling } from "./billing.ts";
+import { PURCHASES_HELP, purchasesCommand } from "./purchases.ts";
 
 const HELP = `tally — credits ledger
 
@@ -27,6 +29,8 @@ Commands:
   balance ACCOUNT_ID [--at ISO]
   sweep                                   write off expired grants and holds
   audit                                   recompute everything from the journal; exit 1 on any discrepancy
+${BILLING_HELP}
+${PURCHASES_HELP}
 
 Options: --json (one line of JSON), --database-url URL (default: $DATABASE_URL or ${DEFAULT_DATABASE_URL})
 Amounts are in credits (up to 6 decimals).`;
@@ -53,6 +57,21 @@ async function main(argv: string[]): Promise<number> {
       name: { type: "string" },
       scopes: { type: "string" },
       at: { type: "string" },
+      // billing (plans, subscriptions, statements, adjustments)
+      allowance: { type: "string" },
+      price: { type: "string" },
+      currency: { type: "string" },
+      "overage-rate": { type: "string" },
+      tier: { type: "string" },
+      "rollover-cap": { type: "string" },
+      plan: { type: "string" },
+      anchor: { type: "string" },
+      timing: { type: "string" },
+      start: { type: "string" },
+      end: { type: "string" },
+      format: { type: "string" },
+      reason: { type: "string" },
+      "expires-days": { type: "string" },
     },
   });
   const [command, sub, ...rest] = positionals;
@@ -178,9 +197,20 @@ async function main(argv: string[]): Promise<number> {
         }
         return report.ok ? 0 : 1;
       }
-      default:
+      case "packs":
+      case "purchases":
+      case "auto-recharge": {
+        const out = await purchasesCommand(engine, command, sub, rest, values);
+        if (typeof out === "string") return usage(out);
+        print(out, json);
+        return 0;
+      }
+      default: {
+        const code = await runBilling(engine, command, sub, rest, values, (v) => print(v, json));
+        if (code !== null) return code;
         console.error(`unknown command: ${command}\n\n${HELP}`);
         return 2;
+      }
     }
   } finally {
     await engine.close();

@@ -17,6 +17,10 @@ export const ERROR_CODES = [
   "rate_limited",
   "payload_too_large",
   "budget_exceeded",
+  "subscription_conflict",
+  "checkout_not_open",
+  "purchase_not_refundable",
+  "payment_provider_error",
   "internal_error",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

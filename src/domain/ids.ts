@@ -19,7 +19,8 @@ export type IdPrefix =
   | "adj" // operator adjustment
   | "pur" // purchase
   | "pack" // credit pack
-  | "chk" // checkout session
+  | "chk" // checkout session (reserved; sessions use "cs", as the seed's Credits API shows them)
+  | "cs" // checkout session
   | "pm" // saved payment method
   | "prf" // purchase refund
   | "ses" // live session

@@ -21,6 +21,20 @@ import { customerKeyRoutes } from "./routes/customer-keys.ts";
 import { CustomerAuth } from "./customer-auth.ts";
 import { RateCards } from "../pricing/rate-cards.ts";
 import { rateLimit, type RateLimitSettings } from "./rate-limit.ts";
+import { Plans } from "../billing/plans.ts";
+import { Statements } from "../billing/statements.ts";
+import { Subscriptions } from "../billing/subscriptions.ts";
+import { planRoutes } from "./routes/plans.ts";
+import { subscriptionRoutes } from "./routes/subscriptions.ts";
+import { statementRoutes } from "./routes/statements.ts";
+import { adjustmentRoutes } from "./routes/adjustments.ts";
+import { lazyRenewal } from "./lazy-renewal.ts";
+import { Purchases, purchasesOptionsFromEnv } from "../billing/purchases.ts";
+import { AutoRecharge } from "../billing/auto-recharge.ts";
+import { purchaseRoutes } from "./routes/purchases.ts";
+import { customerPurchaseRoutes } from "./routes/customer-purchases.ts";
+import { checkoutPageRoutes } from "./routes/checkout.ts";
+import { stripeWebhookRoutes } from "./routes/stripe-webhook.ts";
 
 export interface AppOptions {
   engine: Engine;
@@ -35,6 +49,10 @@ export interface AppOptions {
   bodyLimitBytes?: number;
   /** Rate limits and their backend; unset fields come from the environment (TALLY_RATE_LIMIT, REDIS_URL). */
   rateLimit?: RateLimitSettings;
+  /** Subscriptions and cycles (issue #4); set up from the engine when not given. */
+  subscriptions?: Subscriptions;
+  /** Purchases and their payment providers; set up from the environment (STRIPE_*, TALLY_PUBLIC_URL) when not given. */
+  purchases?: Purchases;
 }
 
 /** The HTTP app: operator API under /v1, health, metrics, OpenAPI 3.1 at /openapi.json and /docs. */
@@ -42,6 +60,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { engine, operator } = opts;
   const rateCards = opts.rateCards ?? new RateCards(engine.store, engine.clock);
   const customerAuth = opts.customerAuth ?? (await CustomerAuth.setup(engine.store, { clock: engine.clock }));
+  const subs = opts.subscriptions ?? new Subscriptions(engine);
+  const purchases = opts.purchases ?? new Purchases(engine, purchasesOptionsFromEnv());
+  // Auto-recharge checks every account a commit touched; the scheduler (server.ts) checks the rest.
+  const autoRecharge = new AutoRecharge(engine, purchases);
   const app = Fastify({
     logger: { level: opts.logLevel ?? process.env.LOG_LEVEL ?? "info" },
     bodyLimit: opts.bodyLimitBytes ?? 1024 * 1024,
@@ -131,16 +153,32 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   await app.register(
     async (v1) => {
       v1.addHook("onRequest", async (req) => operator.check(req));
+      v1.addHook("preHandler", lazyRenewal(subs));
       await v1.register(accountRoutes, { engine });
       await v1.register(holdRoutes, { engine });
       await v1.register(paygRoutes, { engine });
       await v1.register(usageRoutes, { engine, rateCards });
       await v1.register(operatorKeyRoutes, { engine, customerAuth });
+      await v1.register(planRoutes, { plans: new Plans(engine.store, () => engine.clock.now()) });
+      await v1.register(subscriptionRoutes, { subs });
+      await v1.register(statementRoutes, { statements: new Statements(engine) });
+      await v1.register(adjustmentRoutes, { engine });
+      await v1.register(purchaseRoutes, { engine, purchases, autoRecharge });
     },
     { prefix: "/v1" },
   );
   // The customer API: /auth/token needs no credential; every other route checks its own scope.
   await app.register(customerKeyRoutes, { engine, customerAuth, prefix: "/api/v1" });
-  await app.register(creditsRoutes, { engine, rateCards, customerAuth, prefix: "/api/v1" });
+  await app.register(creditsRoutes, { engine, rateCards, customerAuth, subs, purchases, prefix: "/api/v1" });
+  await app.register(customerPurchaseRoutes, { purchases, autoRecharge, customerAuth, prefix: "/api/v1" });
+  await app.register(checkoutPageRoutes, { purchases });
+  await app.register(stripeWebhookRoutes, { purchases });
+  autoRecharge.onError((err) => app.log.error({ err }, "auto-recharge check failed"));
+  const detach = autoRecharge.attach();
+  app.addHook("onClose", async () => {
+    detach();
+    await autoRecharge.idle();
+  });
+  app.decorate("billing", { purchases, autoRecharge });
   return app;
 }

@@ -11,6 +11,7 @@ import {
 } from "rate-limiter-flexible";
 import { TallyError } from "../domain/errors.ts";
 import type { Store } from "../store/types.ts";
+import { billingStoreFor } from "../store/billing-store.ts";
 import { bearer, type OperatorAuth } from "./auth.ts";
 import type { CustomerAuth, CustomerPrincipal } from "./customer-auth.ts";
 
@@ -56,6 +57,13 @@ export type RatePolicy = readonly RateWindow[] | string;
 
 export type RateLimitBackend = "off" | "memory" | "postgres" | "redis";
 export const RATE_LIMIT_BACKENDS: readonly RateLimitBackend[] = ["off", "memory", "postgres", "redis"];
+
+/** The rate-limit tier of the account's active subscription's plan, if any. */
+async function planTierOf(store: Store, accountId: string): Promise<string | null> {
+  const db = billingStoreFor(store);
+  const sub = await db.activeSubscriptionOf(accountId);
+  return sub ? ((await db.getPlan(sub.plan_id))?.rate_limit_tier ?? null) : null;
+}
 
 /** Customer plan tiers. Generous enough for interactive use and the seed's example client. */
 export const DEFAULT_TIERS: Readonly<Record<string, RatePolicy>> = {
@@ -293,10 +301,14 @@ async function rateLimitPlugin(app: FastifyInstance, opts: RateLimitOptions): Pr
     const now = Date.now();
     const hit = tierCache.get(accountId);
     if (hit && hit.until > now) return hit.tier;
-    const tier = store.getAccount(accountId).then((acct) => {
-      const named = acct?.metadata?.rate_limit_tier;
-      return typeof named === "string" && tiers.has(named) ? named : defaultTier;
-    });
+    const tier = Promise.all([store.getAccount(accountId), planTierOf(store, accountId)]).then(
+      ([acct, planTier]) => {
+        // An account's own tier (metadata) wins; then its plan's; then the default.
+        const named = acct?.metadata?.rate_limit_tier;
+        if (typeof named === "string" && tiers.has(named)) return named;
+        return planTier !== null && tiers.has(planTier) ? planTier : defaultTier;
+      },
+    );
     tierCache.delete(accountId);
     tierCache.set(accountId, { tier, until: now + tierCacheMs });
     if (tierCache.size > TIER_CACHE_MAX) tierCache.delete(tierCache.keys().next().value!);

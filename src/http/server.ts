@@ -3,6 +3,8 @@ import { Engine } from "../ledger/engine.ts";
 import { openStore } from "../store/open.ts";
 import { buildApp } from "./app.ts";
 import { OperatorAuth } from "./auth.ts";
+import { RenewalScheduler } from "../billing/scheduler.ts";
+import { Subscriptions } from "../billing/subscriptions.ts";
 
 export interface ServeOptions {
   databaseUrl: string;
@@ -10,13 +12,18 @@ export interface ServeOptions {
   host?: string;
   /** How often the expiry sweep runs. */
   sweepIntervalMs?: number;
+  /** How often a renewal pass runs (TALLY_RENEWAL_INTERVAL_MS, default 30 s). */
+  renewalIntervalMs?: number;
+  /** How often purchases are reconciled and auto-recharge rules checked. */
+  billingIntervalMs?: number;
 }
 
 export async function serve(opts: ServeOptions): Promise<FastifyInstance> {
   const store = await openStore(opts.databaseUrl);
   const engine = new Engine(store);
   const { auth, printed } = await OperatorAuth.setup(store, process.env.TALLY_ADMIN_KEY);
-  const app = await buildApp({ engine, operator: auth });
+  const subscriptions = new Subscriptions(engine);
+  const app = await buildApp({ engine, operator: auth, subscriptions });
   if (printed) {
     // Shown once: only its hash is stored.
     process.stdout.write(
@@ -42,12 +49,41 @@ export async function serve(opts: ServeOptions): Promise<FastifyInstance> {
   }, sweepEvery);
   timer.unref();
 
+  // Renewals: one process at a time by a database lease; reads renew lazily anyway.
+  const renewals = new RenewalScheduler(subscriptions, {
+    intervalMs: opts.renewalIntervalMs ?? Number(process.env.TALLY_RENEWAL_INTERVAL_MS ?? 30_000),
+    onPass: (n) => {
+      if (n > 0) app.log.info({ renewed: n }, "renewal pass");
+    },
+    onError: (err) => app.log.error({ err }, "renewal pass failed"),
+  });
+  renewals.start();
+  // Purchases: finish interrupted fulfilments, charges and refunds, expire checkouts, then auto-recharge
+  // accounts below their threshold that no commit has triggered (the scheduler's share of the work).
+  let billingBusy = false;
+  const billingTimer = setInterval(() => {
+    if (billingBusy) return;
+    billingBusy = true;
+    const { purchases, autoRecharge } = app.billing;
+    purchases
+      .reconcile()
+      .then((r) => {
+        if (r.errors.length > 0) app.log.warn({ errors: r.errors.slice(0, 20) }, "purchases left to retry");
+        return autoRecharge.sweep();
+      })
+      .catch((err: unknown) => app.log.error({ err }, "purchases scheduler failed"))
+      .finally(() => (billingBusy = false));
+  }, opts.billingIntervalMs ?? 30_000);
+  billingTimer.unref();
+
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     app.log.info({ signal }, "shutting down: finishing in-flight commits");
     clearInterval(timer);
+    await renewals.stop().catch(() => {});
+    clearInterval(billingTimer);
     await app.close();
     await engine.close();
     process.exit(0);

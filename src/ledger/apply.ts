@@ -9,6 +9,7 @@ import {
   type AccountRecord,
   type AccountResult,
   type CaptureInput,
+  type ConvertGrantInto,
   type CreateAccountInput,
   type DebitInput,
   type GrantInput,
@@ -74,7 +75,13 @@ export function keysOf(cmds: readonly Command[]): LoadKeys {
         break;
       case "settle":
       case "set_account_status":
+      case "set_account_overage":
         k.accountIds.add(c.account_id);
+        break;
+      case "convert_grant":
+        k.grantIds.add(c.grant_id);
+        k.grantIds.add(c.into.id);
+        k.resolve.grants.add(c.grant_id);
         break;
     }
   }
@@ -108,6 +115,10 @@ export function applyCommand(w: Working, cmd: Command, now: number): unknown {
       return settle(w, cmd.account_id, now);
     case "set_account_status":
       return setAccountStatus(w, cmd.account_id, cmd.status, now);
+    case "set_account_overage":
+      return setAccountOverage(w, cmd.account_id, cmd.overage_policy, cmd.overage_limit);
+    case "convert_grant":
+      return convertGrant(w, cmd.grant_id, cmd.into, now);
   }
 }
 
@@ -185,6 +196,58 @@ function setAccountStatus(
   w.accounts.touch(a.id);
   w.emit("account.status_changed", a.id, { account_id: a.id, from, to: status }, now);
   return { account: { ...a }, replay: false };
+}
+
+/**
+ * Sets the overage policy and limit (a plan decides them). Outstanding overage stays; a lower limit only
+ * refuses new overage. Setting what is already set is a replay.
+ */
+function setAccountOverage(
+  w: Working,
+  accountId: string,
+  policy: AccountRecord["overage_policy"],
+  limit: bigint | null,
+): AccountResult {
+  const a = requireAccount(w, accountId, "account_id");
+  if (limit !== null && policy !== "allow")
+    throw TallyError.validation("overage_limit", "applies only with overage_policy allow");
+  if (a.overage_policy === policy && a.overage_limit === limit) return { account: { ...a }, replay: true };
+  a.overage_policy = policy;
+  a.overage_limit = limit;
+  w.accounts.touch(a.id);
+  return { account: { ...a }, replay: false };
+}
+
+/**
+ * Atomically voids what remains of a grant and grants that much again as `into` (same account), so a plan
+ * change can turn the old plan's unused supply into a carryover grant without a moment where the credits
+ * are in neither or both. `into.id` makes it exactly once: if that grant exists, this is a replay. Returns
+ * null (and changes nothing) when nothing remains to convert.
+ */
+function convertGrant(w: Working, grantId: string, into: ConvertGrantInto, now: number): GrantResult | null {
+  const existing = w.grants.get(into.id);
+  if (existing) return { grant: { ...existing }, replay: true };
+  const old = w.grants.get(grantId);
+  if (!old) throw TallyError.notFound("grant", grantId, "grant_id");
+  settle(w, old.account_id, now);
+  if (old.status !== "active" || old.remaining === 0n || isExpiredAt(old, now)) return null;
+  const left = old.remaining;
+  voidGrant(w, grantId, null, now);
+  return grant(
+    w,
+    {
+      id: into.id,
+      account_id: old.account_id,
+      kind: into.kind,
+      amount: left,
+      ...(into.priority !== undefined ? { priority: into.priority } : {}),
+      expires_at: into.expires_at ?? null,
+      metadata: { ...into.metadata, converted_from: grantId },
+      reference: into.reference ?? null,
+      source: into.source ?? null,
+    },
+    now,
+  );
 }
 
 function grant(w: Working, input: GrantInput, now: number): GrantResult {

@@ -16,6 +16,8 @@ import {
   type CaptureInput,
   type CaptureResult,
   type Command,
+  type ConvertGrantInto,
+  type OveragePolicy,
   type CreateAccountInput,
   type DebitInput,
   type DebitResult,
@@ -126,6 +128,28 @@ export class Engine {
   /** Final: a closed account takes no grants, usage or holds; its history stays. */
   closeAccount(accountId: string): Promise<AccountResult> {
     return this.run({ type: "set_account_status", account_id: accountId, status: "closed" });
+  }
+
+  /** Sets an account's overage policy and limit (plans decide them). */
+  setAccountOverage(
+    accountId: string,
+    overagePolicy: OveragePolicy,
+    overageLimit: bigint | null,
+  ): Promise<AccountResult> {
+    return this.run({
+      type: "set_account_overage",
+      account_id: accountId,
+      overage_policy: overagePolicy,
+      overage_limit: overageLimit,
+    });
+  }
+
+  /**
+   * Voids what remains of a grant and grants it again as `into`, atomically (null when nothing remains).
+   * A re-run with the same `into.id` is a replay.
+   */
+  convertGrant(grantId: string, into: ConvertGrantInto): Promise<GrantResult | null> {
+    return this.run({ type: "convert_grant", grant_id: grantId, into });
   }
 
   grant(input: GrantInput): Promise<GrantResult> {

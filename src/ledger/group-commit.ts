@@ -75,8 +75,10 @@ function laneKey(cmd: Command): string {
       return cmd.input.account_id;
     case "settle":
     case "set_account_status":
+    case "set_account_overage":
       return cmd.account_id;
     case "void_grant":
+    case "convert_grant":
       return cmd.grant_id;
     case "capture":
       return cmd.input.hold_id;

@@ -227,7 +227,29 @@ export type Command =
   | { type: "release"; hold_id: string }
   | { type: "refund"; input: RefundInput }
   | { type: "settle"; account_id: string }
-  | { type: "set_account_status"; account_id: string; status: AccountStatus };
+  | { type: "set_account_status"; account_id: string; status: AccountStatus }
+  | {
+      type: "set_account_overage";
+      account_id: string;
+      overage_policy: OveragePolicy;
+      overage_limit: bigint | null;
+    }
+  | { type: "convert_grant"; grant_id: string; into: ConvertGrantInto };
+
+/**
+ * What a grant's remainder becomes in convert_grant: a new grant (id required, so a re-run is a replay) of
+ * that remainder, on the same account. Used by plan changes: the old plan's unused supply becomes a
+ * carryover grant.
+ */
+export interface ConvertGrantInto {
+  id: string;
+  kind: GrantKind;
+  priority?: number;
+  expires_at?: number | null;
+  metadata?: Metadata;
+  reference?: string | null;
+  source?: string | null;
+}
 
 // ---------- results ----------
 

@@ -92,6 +92,20 @@ export function validateCommand(cmd: Command): void {
     case "settle":
       checkId(cmd.account_id, "account_id");
       return;
+    case "set_account_overage":
+      checkId(cmd.account_id, "account_id");
+      if (cmd.overage_policy !== "block" && cmd.overage_policy !== "allow")
+        throw TallyError.validation("overage_policy", "must be block or allow");
+      if (cmd.overage_limit !== null) checkAmount(cmd.overage_limit, "overage_limit", { allowZero: true });
+      return;
+    case "convert_grant":
+      checkId(cmd.grant_id, "grant_id");
+      checkId(cmd.into.id, "id");
+      if (!GRANT_KINDS.includes(cmd.into.kind))
+        throw TallyError.validation("kind", `must be one of ${GRANT_KINDS.join(", ")}`);
+      if (cmd.into.expires_at != null) checkTime(cmd.into.expires_at, "expires_at");
+      checkMetadata(cmd.into.metadata, "metadata");
+      return;
     case "set_account_status":
       checkId(cmd.account_id, "account_id");
       if (!["active", "suspended", "closed"].includes(cmd.status))

@@ -86,6 +86,7 @@ describeEachStore("the seed's Credits API (/api/v1/credits…)", (kind) => {
         "total_payg_credits_purchased",
         "next_reset_date",
         "credits_per_month",
+        "days_until_reset",
       ].sort(),
     );
     expect(r.body).toEqual({
@@ -97,6 +98,7 @@ describeEachStore("the seed's Credits API (/api/v1/credits…)", (kind) => {
       total_payg_credits_purchased: 5000,
       next_reset_date: null,
       credits_per_month: 0,
+      days_until_reset: null,
     });
   });
 
@@ -168,6 +170,8 @@ describeEachStore("the seed's Credits API (/api/v1/credits…)", (kind) => {
       session_id: expect.stringMatching(/^cs_/),
       credits_to_receive: 187500,
       amount_usd: 25,
+      // Beyond the seed's fields: the page where the customer pays (the local provider's, by default).
+      checkout_url: expect.stringMatching(/\/checkout\/cs_\w+\?token=/),
     });
     expect(await t.store.getCheckoutSession(cs.body.session_id)).toMatchObject({
       amount_cents: 2500n,

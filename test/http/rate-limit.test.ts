@@ -289,6 +289,20 @@ for (const { kind, backend } of SUITES)
       }
       const none = await apiKey(n, await account(n));
       expect(rl(await n.send(none, "GET", "/api/v1/keys"))).toMatchObject({ limit: 5, remaining: 4 });
+      // The tier of the account's plan (issue #4), when the account names none itself.
+      const op = (path: string, body: unknown) => n.send(OPERATOR_KEY, "POST", path, body);
+      await op("/v1/plans", {
+        id: "biz-tier",
+        name: "Biz",
+        monthly_allowance: 1,
+        rate_limit_tier: "business",
+      });
+      const subscribed = await account(n);
+      expect((await op("/v1/subscriptions", { account_id: subscribed, plan_id: "biz-tier" })).status).toBe(
+        201,
+      );
+      const onPlan = await apiKey(n, subscribed);
+      expect(rl(await n.send(onPlan, "GET", "/api/v1/keys"))).toMatchObject({ limit: 20, remaining: 19 });
     });
 
     it("without a valid credential: counted per IP; wrong credentials gain no budget; 401s carry headers", async () => {

@@ -5,6 +5,7 @@ import { toApi } from "../serialize.ts";
 import { Credits, Cursor, Id, Limit, Metadata as MetadataSchema, Time, parseTime } from "../schemas.ts";
 import type { RouteDeps } from "./deps.ts";
 import { emptyBodyIsObject } from "./keys.ts";
+import { applySignupGrant } from "../../billing/signup.ts";
 
 /** Operator: accounts, their grants, balance and history. */
 export const accountRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, { engine }) => {
@@ -36,6 +37,8 @@ export const accountRoutes: FastifyPluginAsyncTypebox<RouteDeps> = async (app, {
             : parseCredits(b.overage_limit, "overage_limit", { allowZero: true }),
         metadata: (b.metadata ?? {}) as Metadata,
       });
+      // The signup grant (if the operator set one): derived id, so a retried create never grants twice.
+      await applySignupGrant(engine, r.account);
       reply.code(r.replay ? 200 : 201);
       return toApi({ ...r.account, replay: r.replay });
     },

@@ -1,21 +1,30 @@
 import { Type, type FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { randomBytes } from "node:crypto";
 import { formatCredits } from "../../domain/amount.ts";
 import { seedMultipliers, SINGLE_DIMENSION, type RateCard } from "../../domain/pricing.ts";
 import type { Engine } from "../../ledger/engine.ts";
 import type { UsageRecord } from "../../ledger/types.ts";
 import type { RateCards } from "../../pricing/rate-cards.ts";
-import { formatMoney, loadPayg, parseMoneyCents, paygInfo, quote } from "../../billing/payg.ts";
+import { loadPayg, parseMoneyCents, paygInfo } from "../../billing/payg.ts";
+import type { Purchases } from "../../billing/purchases.ts";
+import { checkoutAnswer } from "./customer-purchases.ts";
 import { Cursor } from "../schemas.ts";
 import { customerRoute, principalOf, type CustomerAuth } from "../customer-auth.ts";
+import type { Subscriptions } from "../../billing/subscriptions.ts";
+import { daysUntil } from "../../domain/cycles.ts";
+import { renewQuietly } from "../lazy-renewal.ts";
 
 export interface CreditsDeps {
   engine: Engine;
   rateCards: RateCards;
   customerAuth: CustomerAuth;
+  subs: Subscriptions;
+  purchases: Purchases;
 }
 
-const CHECKOUT_TTL_MS = 24 * 3600_000;
+/** The seed's time format: "2024-02-01T00:00:00Z" (milliseconds only when there are some). */
+function seedTime(ms: number | null): string | null {
+  return ms === null ? null : new Date(ms).toISOString().replace(/\.000Z$/, "Z");
+}
 
 /** Credits as a JSON number, as the seed documents them (exact up to 2^53 micro-credits). */
 function n(micros: bigint): number {
@@ -51,7 +60,7 @@ export function audioDuration(u: UsageRecord, card: RateCard): number {
  */
 export const creditsRoutes: FastifyPluginAsyncTypebox<CreditsDeps> = async (
   app,
-  { engine, rateCards, customerAuth },
+  { engine, rateCards, customerAuth, subs, purchases },
 ) => {
   app.get(
     "/credits",
@@ -61,21 +70,27 @@ export const creditsRoutes: FastifyPluginAsyncTypebox<CreditsDeps> = async (
     },
     async (req) => {
       const { account_id } = principalOf(req);
-      const [balance, totals] = await Promise.all([
+      // Lazy renewal: a period that has started is granted before the balance is read.
+      await renewQuietly(subs, account_id, req);
+      const [balance, totals, sub] = await Promise.all([
         engine.balance(account_id),
         engine.store.accountTotals(account_id),
+        subs.db.activeSubscriptionOf(account_id),
       ]);
+      const plan = sub ? await subs.db.getPlan(sub.plan_id) : null;
       const payg = balance.by_kind.purchase;
+      // The reset after this period: none when the subscription ends with it.
+      const nextReset = sub && !sub.cancel_at_period_end ? sub.period_end : null;
       return {
         credits_balance: n(balance.available - payg),
         payg_balance: n(payg),
         total_available_credits: n(balance.available),
-        // Plans and cycles (issue #4) fill these; until then there is no monthly reset.
-        last_reset_at: null,
+        last_reset_at: seedTime(sub?.period_start ?? null),
         total_credits_used: n(totals.consumed),
         total_payg_credits_purchased: n(totals.granted.purchase ?? 0n),
-        next_reset_date: null,
-        credits_per_month: 0,
+        next_reset_date: seedTime(nextReset),
+        credits_per_month: plan ? n(plan.monthly_allowance) : 0,
+        days_until_reset: nextReset === null ? null : daysUntil(engine.clock.now(), nextReset),
       };
     },
   );
@@ -143,31 +158,26 @@ export const creditsRoutes: FastifyPluginAsyncTypebox<CreditsDeps> = async (
         tags: ["credits"],
         summary: "Create a checkout session to buy pay-as-you-go credits",
         body: Type.Object(
-          { amount_usd: Type.Union([Type.Number(), Type.String({ maxLength: 20 })]) },
+          {
+            amount_usd: Type.Union([Type.Number(), Type.String({ maxLength: 20 })]),
+            // Beyond the seed: keep the card for auto-recharge.
+            save_payment_method: Type.Optional(Type.Boolean()),
+          },
           { additionalProperties: false },
         ),
       },
     },
     async (req) => {
       const { account_id } = principalOf(req);
-      const settings = await loadPayg(engine.store);
       const cents = parseMoneyCents(req.body.amount_usd, "amount_usd");
-      const credits = quote(cents, settings);
-      await engine.getAccount(account_id);
-      const now = engine.clock.now();
-      const session = {
-        id: `cs_${randomBytes(12).toString("hex")}`,
-        account_id,
-        amount_cents: cents,
-        currency: settings.currency,
-        credits,
-        status: "open" as const,
-        provider: "local",
-        created_at: now,
-        expires_at: now + CHECKOUT_TTL_MS,
-      };
-      await engine.store.insertCheckoutSession(session);
-      return { session_id: session.id, credits_to_receive: n(credits), amount_usd: formatMoney(cents) };
+      // The documented fields, plus checkout_url: where the customer pays (the provider's page).
+      return checkoutAnswer(
+        await purchases.createCheckout(
+          account_id,
+          { amount_cents: cents },
+          { save_payment_method: req.body.save_payment_method ?? false },
+        ),
+      );
     },
   );
 };

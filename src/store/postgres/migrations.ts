@@ -1,6 +1,8 @@
 import { AUTH_MIGRATION_POSTGRES } from "../auth-migrations.ts";
 import { EVENTS_MIGRATION_POSTGRES } from "../events-migrations.ts";
 import { IDEMPOTENCY_MIGRATION_POSTGRES } from "../idempotency-migrations.ts";
+import { BILLING_MIGRATION_POSTGRES } from "../billing-migrations.ts";
+import { PURCHASE_MIGRATION_POSTGRES } from "../purchase-migrations.ts";
 /** PostgreSQL schema, versioned. Amounts are BIGINT micro-credits; times are BIGINT epoch ms. */
 export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }[] = [
   {
@@ -127,4 +129,6 @@ CREATE INDEX checkout_sessions_account ON checkout_sessions (account_id, created
   { version: 3, name: "customer_auth", sql: AUTH_MIGRATION_POSTGRES },
   { version: 4, name: "idempotency", sql: IDEMPOTENCY_MIGRATION_POSTGRES },
   { version: 5, name: "events", sql: EVENTS_MIGRATION_POSTGRES },
+  { version: 6, name: "billing", sql: BILLING_MIGRATION_POSTGRES },
+  { version: 7, name: "purchases", sql: PURCHASE_MIGRATION_POSTGRES },
 ];

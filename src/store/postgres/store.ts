@@ -187,8 +187,10 @@ export class PostgresStore implements Store {
       );
     if (ch.accounts.updated.length)
       await c.query(
-        `UPDATE accounts a SET overage_balance = v.overage_balance, granted_total = v.granted_total, status = v.status
-         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[]) AS v(id, overage_balance, granted_total, status)
+        `UPDATE accounts a SET overage_balance = v.overage_balance, granted_total = v.granted_total, status = v.status,
+           overage_policy = v.overage_policy, overage_limit = v.overage_limit
+         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[])
+           AS v(id, overage_balance, granted_total, status, overage_policy, overage_limit)
          WHERE a.id = v.id`,
         col(
           ch.accounts.updated,
@@ -196,6 +198,8 @@ export class PostgresStore implements Store {
           (a) => str(a.overage_balance),
           (a) => str(a.granted_total),
           (a) => a.status,
+          (a) => a.overage_policy,
+          (a) => str(a.overage_limit),
         ),
       );
     if (ch.grants.inserted.length)

@@ -207,9 +207,10 @@ export class SqliteStore implements Store {
         a.request,
       );
     const updAccount = this.s(
-      "UPDATE accounts SET overage_balance = ?, granted_total = ?, status = ? WHERE id = ?",
+      "UPDATE accounts SET overage_balance = ?, granted_total = ?, status = ?, overage_policy = ?, overage_limit = ? WHERE id = ?",
     );
-    for (const a of c.accounts.updated) updAccount.run(a.overage_balance, a.granted_total, a.status, a.id);
+    for (const a of c.accounts.updated)
+      updAccount.run(a.overage_balance, a.granted_total, a.status, a.overage_policy, a.overage_limit, a.id);
 
     const insGrant = this.s(
       `INSERT INTO grants (id, account_id, kind, amount, remaining, priority, effective_at, expires_at, created_at, order_key,
