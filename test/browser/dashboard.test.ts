@@ -191,6 +191,7 @@ describe("dashboard in Chromium", () => {
     const packsBefore = await meter("packs-bar");
     await page.getByRole("link", { name: "Buy credits" }).click();
     await page.getByRole("heading", { name: "Buy credits" }).waitFor();
+    await page.getByLabel("Save my payment method for auto-recharge").check();
     const [checkout] = await Promise.all([
       context.waitForEvent("page"),
       page.getByRole("button", { name: "Buy the Starter pack" }).click(),
@@ -205,6 +206,16 @@ describe("dashboard in Chromium", () => {
     await page.getByRole("heading", { name: "Overview" }).waitFor();
     await eventually(() => meter("packs-bar")).toBe(packsBefore + 5000);
     await shot(page, "12-after-purchase");
+
+    // The card saved at checkout pays for auto-recharge: buy the pack when the balance falls below 1,000.
+    await page.getByRole("link", { name: "Alerts & auto-recharge" }).click();
+    const rule = page.getByRole("form", { name: "Auto-recharge" });
+    await rule.getByLabel("When the balance falls below (credits)").fill("1000");
+    await rule.getByLabel("Buy", { exact: true }).selectOption({ label: "Starter: 5,000 credits for $9.00" });
+    await rule.getByRole("button", { name: "Save" }).click();
+    await page.getByText("Saved.").waitFor();
+    const saved = await server.call("GET", `/v1/accounts/${ACCOUNT}/auto-recharge`, OPERATOR_KEY);
+    expect(saved.body).toMatchObject({ enabled: true, threshold: "1000", pack_id: pack.body.id });
   });
 
   it("filters the usage history and exports it as CSV", async () => {

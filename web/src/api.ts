@@ -347,8 +347,11 @@ export class CustomerApi {
   packs(): Promise<Page<Pack>> {
     return this.get("/api/v1/packs");
   }
-  buyPack(id: string): Promise<CheckoutSession> {
-    return this.post(`/api/v1/packs/${enc(id)}/checkout`);
+  buyPack(id: string, savePaymentMethod = false): Promise<CheckoutSession> {
+    return this.post(
+      `/api/v1/packs/${enc(id)}/checkout`,
+      savePaymentMethod ? { save_payment_method: true } : {},
+    );
   }
   checkoutStatus(id: string): Promise<CheckoutStatus> {
     return this.get(`/api/v1/checkout-sessions/${enc(id)}`);

@@ -238,8 +238,9 @@ function AutoRechargeSettings({ api }: { api: CustomerApi }) {
         {(r) =>
           methods.state === "ok" && methods.value.data.length === 0 ? (
             <Empty>
-              Auto-recharge buys credits with a saved payment method, and none is saved for your account yet.
-              Ask your operator to add one.
+              Auto-recharge buys credits with a saved payment method, and none is saved yet. Buy credits once
+              with &ldquo;Save my payment method for auto-recharge&rdquo; ticked (or ask your operator to add
+              one).
             </Empty>
           ) : (
             <form

@@ -42,6 +42,8 @@ export function Buy({
   const [packs, reloadPacks] = useLoad(() => api.packs(), [api]);
   const [purchases, reloadPurchases] = useLoad(() => api.purchases(), [api]);
   const [checkout, setCheckout] = useState<CheckoutSession | null>(null);
+  // Keep the card for auto-recharge (the checkout saves it once paid).
+  const [saveMethod, setSaveMethod] = useState(false);
   const [error, setError] = useState<Error | null>(null);
 
   /**
@@ -84,6 +86,10 @@ export function Buy({
           after the monthly supply runs out.
         </p>
       )}
+      <label className="check">
+        <input type="checkbox" checked={saveMethod} onChange={(e) => setSaveMethod(e.target.checked)} />
+        Save my payment method for auto-recharge
+      </label>
       {error && <ErrorNote error={error} />}
       {checkout && <CheckoutProgress api={api} session={checkout} onDone={done} />}
       <Card title="Credit packs">
@@ -97,7 +103,7 @@ export function Buy({
                   <PackCard
                     key={pack.id}
                     pack={pack}
-                    onBuy={() => void startCheckout(() => api.buyPack(pack.id))}
+                    onBuy={() => void startCheckout(() => api.buyPack(pack.id, saveMethod))}
                   />
                 ))}
               </ul>
@@ -109,7 +115,14 @@ export function Buy({
         {(i) => (
           <PayAsYouGo
             info={i}
-            onBuy={(amount) => startCheckout(() => api.createCheckout({ amount_usd: amount }))}
+            onBuy={(amount) =>
+              startCheckout(() =>
+                api.createCheckout({
+                  amount_usd: amount,
+                  ...(saveMethod ? { save_payment_method: true } : {}),
+                }),
+              )
+            }
           />
         )}
       </Show>
