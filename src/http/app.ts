@@ -4,6 +4,8 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
 import { randomBytes } from "node:crypto";
 import client from "prom-client";
+import { registerDashboard } from "./static.ts";
+import { customerPricingRoutes } from "./routes/customer-pricing.ts";
 import { TallyError } from "../domain/errors.ts";
 import type { Engine } from "../ledger/engine.ts";
 import type { OperatorAuth } from "./auth.ts";
@@ -51,6 +53,8 @@ export interface AppOptions {
   customerAuth?: CustomerAuth;
   rateCards?: RateCards;
   logLevel?: string;
+  /** Serve the dashboard (web/dist) at /; default true. */
+  dashboard?: boolean;
   /** Largest accepted request body. */
   bodyLimitBytes?: number;
   /** Rate limits and their backend; unset fields come from the environment (TALLY_RATE_LIMIT, REDIS_URL). */
@@ -158,7 +162,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     return registry.metrics();
   });
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+  // The dashboard at / (only its own files: no API path is shadowed).
+  if (opts.dashboard !== false) await registerDashboard(app);
   await app.register(idempotency, { store: engine.store, clock: engine.clock });
+  // The customer's credit calculator (the dashboard's, and any client's).
+  await app.register(customerPricingRoutes, { engine, rateCards, customerAuth, prefix: "/api/v1" });
 
   await app.register(
     async (v1) => {
