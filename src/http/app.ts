@@ -4,6 +4,8 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
 import { randomBytes } from "node:crypto";
 import client from "prom-client";
+import { registerDashboard } from "./static.ts";
+import { customerPricingRoutes } from "./routes/customer-pricing.ts";
 import { TallyError } from "../domain/errors.ts";
 import type { Engine } from "../ledger/engine.ts";
 import type { OperatorAuth } from "./auth.ts";
@@ -34,11 +36,15 @@ import { statementRoutes } from "./routes/statements.ts";
 import { adjustmentRoutes } from "./routes/adjustments.ts";
 import { lazyRenewal } from "./lazy-renewal.ts";
 import { Purchases, purchasesOptionsFromEnv } from "../billing/purchases.ts";
-import { AutoRecharge } from "../billing/auto-recharge.ts";
+import { AutoRecharge, subscriptionPeriodOf } from "../billing/auto-recharge.ts";
 import { purchaseRoutes } from "./routes/purchases.ts";
 import { customerPurchaseRoutes } from "./routes/customer-purchases.ts";
 import { checkoutPageRoutes } from "./routes/checkout.ts";
 import { stripeWebhookRoutes } from "./routes/stripe-webhook.ts";
+import { sessionRoutes } from "./routes/sessions.ts";
+import { customerStreamRoutes, operatorStreamRoutes } from "./routes/stream.ts";
+import { SessionService } from "../sessions/service.ts";
+import { sessionStoreFor } from "../sessions/store.ts";
 
 export interface AppOptions {
   engine: Engine;
@@ -47,6 +53,8 @@ export interface AppOptions {
   customerAuth?: CustomerAuth;
   rateCards?: RateCards;
   logLevel?: string;
+  /** Serve the dashboard (web/dist) at /; default true. */
+  dashboard?: boolean;
   /** Largest accepted request body. */
   bodyLimitBytes?: number;
   /** Rate limits and their backend; unset fields come from the environment (TALLY_RATE_LIMIT, REDIS_URL). */
@@ -57,6 +65,8 @@ export interface AppOptions {
   subscriptions?: Subscriptions;
   /** Purchases and their payment providers; set up from the environment (STRIPE_*, TALLY_PUBLIC_URL) when not given. */
   purchases?: Purchases;
+  /** Live sessions; set up from the engine when not given. */
+  sessions?: SessionService;
 }
 
 /** The HTTP app: operator API under /v1, health, metrics, OpenAPI 3.1 at /openapi.json and /docs. */
@@ -68,7 +78,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const subs = opts.subscriptions ?? new Subscriptions(engine);
   const purchases = opts.purchases ?? new Purchases(engine, purchasesOptionsFromEnv());
   // Auto-recharge checks every account a commit touched; the scheduler (server.ts) checks the rest.
-  const autoRecharge = new AutoRecharge(engine, purchases);
+  // "At most N per period" counts per subscription period, or per calendar month without a subscription.
+  const autoRecharge = new AutoRecharge(engine, purchases, { periodOf: subscriptionPeriodOf(subs.db) });
+  const sessions = opts.sessions ?? new SessionService(engine, rateCards, sessionStoreFor(engine.store));
   const app = Fastify({
     logger: { level: opts.logLevel ?? process.env.LOG_LEVEL ?? "info" },
     bodyLimit: opts.bodyLimitBytes ?? 1024 * 1024,
@@ -82,6 +94,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  app.decorate("sessions", sessions);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) => {
     errorHandler(
@@ -149,7 +162,11 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     return registry.metrics();
   });
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+  // The dashboard at / (only its own files: no API path is shadowed).
+  if (opts.dashboard !== false) await registerDashboard(app);
   await app.register(idempotency, { store: engine.store, clock: engine.clock });
+  // The customer's credit calculator (the dashboard's, and any client's).
+  await app.register(customerPricingRoutes, { engine, rateCards, customerAuth, prefix: "/api/v1" });
 
   await app.register(
     async (v1) => {
@@ -171,6 +188,8 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       await v1.register(statementRoutes, { statements: new Statements(engine) });
       await v1.register(adjustmentRoutes, { engine });
       await v1.register(purchaseRoutes, { engine, purchases, autoRecharge });
+      await v1.register(sessionRoutes, { sessions });
+      await v1.register(operatorStreamRoutes, { engine, sessions });
     },
     { prefix: "/v1" },
   );
@@ -187,6 +206,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     await autoRecharge.idle();
   });
   app.decorate("billing", { purchases, autoRecharge });
+  await app.register(customerStreamRoutes, { engine, sessions, customerAuth, prefix: "/api/v1" });
   await app.register(customerWebhookRoutes, { engine, services, customerAuth, prefix: "/api/v1" });
   await app.register(customerAlertRoutes, { services, customerAuth, prefix: "/api/v1" });
   await app.register(customerAnalyticsRoutes, { services, customerAuth, prefix: "/api/v1" });

@@ -47,6 +47,12 @@ export async function serve(opts: ServeOptions): Promise<FastifyInstance> {
         if (r.expired_grants + r.expired_holds > 0) app.log.info({ sweep: r }, "expiry sweep");
       })
       .catch((err: unknown) => app.log.error({ err }, "expiry sweep failed"))
+      // Then sessions whose validity ran out: settled at their last reported usage, holds released.
+      .then(() => app.sessions.sweep())
+      .then((n) => {
+        if (n > 0) app.log.info({ abandoned_sessions: n }, "session sweep");
+      })
+      .catch((err: unknown) => app.log.error({ err }, "session sweep failed"))
       .finally(() => (sweeping = false));
   }, sweepEvery);
   timer.unref();
