@@ -114,6 +114,8 @@ export type ErrorCode =
   | "checkout_not_open"
   | "purchase_not_refundable"
   | "payment_provider_error"
+  | "session_not_active"
+  | "session_limit_reached"
   | "internal_error";
 
 /** The one error shape of every error answer. */

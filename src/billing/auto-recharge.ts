@@ -20,9 +20,37 @@ export const AUTO_RECHARGE_LIMITS = {
 const RULE_CACHE_MS = 30_000;
 const RULE_CACHE_MAX = 100_000;
 
-/** The period "maximum per period" counts in: the calendar month, UTC ("2026-11"). */
+/** The period "maximum per period" counts in, without a subscription: the calendar month, UTC ("2026-11"). */
 export function periodKey(now: number): string {
   return new Date(now).toISOString().slice(0, 7);
+}
+
+/** What auto-recharge needs to know of an account's subscription (src/store/billing-store.ts). */
+export interface SubscriptionPeriods {
+  activeSubscriptionOf(accountId: string): Promise<{
+    id: string;
+    status: string;
+    period_start: number | null;
+    period_end: number | null;
+  } | null>;
+}
+
+/**
+ * The counting period of an account: its subscription's billing period when it has an active one
+ * ("sub_…@2026-11-10T12:00:00.000Z", named by its start), else the calendar month (UTC). Periods are
+ * contiguous, so when now is past the stored period's end (its renewal has not run yet) the period is the
+ * next one, which starts at that end: the key does not change when the renewal then runs.
+ */
+export function subscriptionPeriodOf(
+  periods: SubscriptionPeriods,
+): (accountId: string, now: number) => Promise<string> {
+  return async (accountId, now) => {
+    const sub = await periods.activeSubscriptionOf(accountId);
+    if (!sub || sub.status !== "active" || sub.period_start === null || sub.period_end === null)
+      return periodKey(now);
+    const start = now < sub.period_end ? sub.period_start : sub.period_end;
+    return `${sub.id}@${new Date(start).toISOString()}`;
+  };
 }
 
 export type CheckOutcome =
@@ -43,10 +71,15 @@ export class AutoRecharge {
   private readonly again = new Set<string>();
   private readonly errors: ((err: unknown) => void)[] = [];
 
+  private readonly periodOf: (accountId: string, now: number) => Promise<string>;
+
   constructor(
     readonly engine: Engine,
     readonly purchases: Purchases,
-  ) {}
+    opts: { periodOf?: (accountId: string, now: number) => Promise<string> } = {},
+  ) {
+    this.periodOf = opts.periodOf ?? (async (_accountId, now) => periodKey(now));
+  }
 
   /** Validates and saves an account's rule (its counters and back-off state are kept). */
   async putRule(input: AutoRechargeRule): Promise<AutoRechargeState> {
@@ -176,10 +209,10 @@ export class AutoRecharge {
     this.rememberNoRule(accountId, !!rule?.enabled);
     if (!rule || !rule.enabled) return { action: "none", reason: "no enabled rule" };
     const now = this.engine.clock.now();
-    const period = periodKey(now);
     // Cheap refusals first, from the row just read; the conditional update below is what decides.
     if (rule.lease_until > now) return { action: "none", reason: "an attempt is in progress" };
     if (rule.next_attempt_at > now) return { action: "none", reason: "cooling down" };
+    const period = await this.periodOf(accountId, now);
     if (rule.period_key === period && rule.count_in_period >= rule.max_per_period)
       return { action: "none", reason: "maximum per period reached" };
     // Nobody is charged for an account that takes no usage (suspended) or no credits at all (closed).

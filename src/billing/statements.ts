@@ -1,7 +1,7 @@
 import { formatCredits } from "../domain/amount.ts";
 import { TallyError } from "../domain/errors.ts";
 import type { Engine } from "../ledger/engine.ts";
-import { GRANT_KINDS, type GrantKind, type JournalEntry } from "../ledger/types.ts";
+import { GRANT_KINDS, type GrantKind, type GrantRecord, type JournalEntry } from "../ledger/types.ts";
 import { billingStoreFor, type BillingPeriodRecord, type PlanRecord } from "../store/billing-store.ts";
 import { ADJUSTMENT_SERVICE } from "./adjustments.ts";
 import { formatCents, formatRateMicros, overageChargeCents } from "./plans.ts";
@@ -78,7 +78,9 @@ export class Statements {
 
   async compute(accountId: string, w: Window, plan: PlanRecord | null): Promise<Statement> {
     const entries = await this.entries(accountId);
-    const kinds = new Map((await this.engine.store.listGrants(accountId)).map((g) => [g.id, g.kind]));
+    const kinds = new Map(
+      (await this.engine.store.listGrants(accountId)).map((g) => [g.id, kindAsGranted(g)]),
+    );
     // An expiry at a cycle's boundary belongs to the cycle that ends there: what a period left unused is
     // shown as expired on that period's statement, not on the next one.
     const boundaryExpiry = (e: JournalEntry, t: number) => e.at === t && e.kind === "expiry";
@@ -177,6 +179,17 @@ export class Statements {
       cursor = page.next_cursor;
     }
   }
+}
+
+/** The kind a grant had when it was granted (a plan change makes the old supply a carryover later). */
+function kindAsGranted(g: GrantRecord): GrantKind {
+  try {
+    const k = (JSON.parse(g.request) as { kind?: unknown }).kind;
+    if (typeof k === "string" && (GRANT_KINDS as readonly string[]).includes(k)) return k as GrantKind;
+  } catch {
+    // Not JSON: fall back to the current kind.
+  }
+  return g.kind;
 }
 
 /** A statement in API form: credits as decimal strings, money as a decimal string, times as ISO 8601. */

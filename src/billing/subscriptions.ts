@@ -5,7 +5,7 @@ import { newId } from "../domain/ids.ts";
 import type { Engine } from "../ledger/engine.ts";
 import { toApi } from "../domain/api-json.ts";
 import type { EventDraft } from "../events/types.ts";
-import type { Metadata } from "../ledger/types.ts";
+import { DEFAULT_PRIORITY, type Metadata } from "../ledger/types.ts";
 import { checkId } from "../ledger/validate.ts";
 import {
   billingStoreFor,
@@ -48,11 +48,6 @@ export function allowanceGrantId(subId: string, term: number, index: number): st
 export function rolloverGrantId(subId: string, term: number, index: number): string {
   return `grt_rol_${digest(subId)}_${term}_${index}`;
 }
-/** The carryover of the old plan's unused supply at the plan change that ended `term`. */
-export function changeCarryoverId(subId: string, term: number): string {
-  return `grt_chg_${digest(subId)}_${term}`;
-}
-
 /**
  * Subscriptions and their cycles. Every change of a subscription runs under its lock (a row lock with a
  * wall-clock expiry, so a crashed holder cannot block it for long), and every grant it makes has an id
@@ -153,7 +148,7 @@ export class Subscriptions {
   }
 
   /**
-   * Changes the plan. "now": the old plan's unused supply becomes a carryover grant (used first) until the
+   * Changes the plan. "now": the old plan's monthly grant becomes a carryover grant (used first) until the
    * old period's end, the new plan's period starts now and its allowance is granted at once. "period_end":
    * the new plan takes over when the current period ends (no carryover: the old period is over).
    */
@@ -179,16 +174,10 @@ export class Subscriptions {
       const now = this.now();
       if (sub.period_start !== null && sub.period_end !== null && sub.next_index > 0) {
         const index = sub.next_index - 1;
-        const oldGrant = allowanceGrantId(sub.id, sub.term, index);
-        if (await this.engine.store.getGrant(oldGrant))
-          await this.engine.convertGrant(oldGrant, {
-            id: changeCarryoverId(sub.id, sub.term),
-            kind: "carryover",
-            expires_at: sub.period_end,
-            reference: sub.id,
-            source: "plan_change",
-            metadata: { subscription_id: sub.id, plan_id: sub.plan_id, reason: "plan_change" },
-          });
+        // The old plan's monthly grant stays until the old period's end, as a carryover used first.
+        const oldGrant = await this.engine.store.getGrant(allowanceGrantId(sub.id, sub.term, index));
+        if (oldGrant && oldGrant.status === "active" && (oldGrant.expires_at ?? Infinity) > now)
+          await this.engine.reclassifyGrant(oldGrant.id, "carryover", DEFAULT_PRIORITY.carryover);
         await this.db.endPeriod(sub.id, sub.term, index, now);
       }
       const fromPlan = sub.plan_id;

@@ -21,6 +21,8 @@ export const ERROR_CODES = [
   "checkout_not_open",
   "purchase_not_refundable",
   "payment_provider_error",
+  "session_not_active",
+  "session_limit_reached",
   "internal_error",
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -21,6 +21,12 @@ import { customerKeyRoutes } from "./routes/customer-keys.ts";
 import { CustomerAuth } from "./customer-auth.ts";
 import { RateCards } from "../pricing/rate-cards.ts";
 import { rateLimit, type RateLimitSettings } from "./rate-limit.ts";
+import { createEventServices, type EventServices } from "../events/services.ts";
+import { eventRoutes, eventStreamRoutes } from "./routes/events.ts";
+import { customerWebhookRoutes, webhookRoutes } from "./routes/webhooks.ts";
+import { alertRoutes, customerAlertRoutes } from "./routes/alerts.ts";
+import { budgetRoutes } from "./routes/budgets.ts";
+import { analyticsRoutes, customerAnalyticsRoutes } from "./routes/analytics.ts";
 import { Plans } from "../billing/plans.ts";
 import { Statements } from "../billing/statements.ts";
 import { Subscriptions } from "../billing/subscriptions.ts";
@@ -30,11 +36,15 @@ import { statementRoutes } from "./routes/statements.ts";
 import { adjustmentRoutes } from "./routes/adjustments.ts";
 import { lazyRenewal } from "./lazy-renewal.ts";
 import { Purchases, purchasesOptionsFromEnv } from "../billing/purchases.ts";
-import { AutoRecharge } from "../billing/auto-recharge.ts";
+import { AutoRecharge, subscriptionPeriodOf } from "../billing/auto-recharge.ts";
 import { purchaseRoutes } from "./routes/purchases.ts";
 import { customerPurchaseRoutes } from "./routes/customer-purchases.ts";
 import { checkoutPageRoutes } from "./routes/checkout.ts";
 import { stripeWebhookRoutes } from "./routes/stripe-webhook.ts";
+import { sessionRoutes } from "./routes/sessions.ts";
+import { customerStreamRoutes, operatorStreamRoutes } from "./routes/stream.ts";
+import { SessionService } from "../sessions/service.ts";
+import { sessionStoreFor } from "../sessions/store.ts";
 
 export interface AppOptions {
   engine: Engine;
@@ -49,10 +59,14 @@ export interface AppOptions {
   bodyLimitBytes?: number;
   /** Rate limits and their backend; unset fields come from the environment (TALLY_RATE_LIMIT, REDIS_URL). */
   rateLimit?: RateLimitSettings;
+  /** Webhooks, alerts, budgets and analytics (built from the engine when not given). */
+  events?: EventServices;
   /** Subscriptions and cycles (issue #4); set up from the engine when not given. */
   subscriptions?: Subscriptions;
   /** Purchases and their payment providers; set up from the environment (STRIPE_*, TALLY_PUBLIC_URL) when not given. */
   purchases?: Purchases;
+  /** Live sessions; set up from the engine when not given. */
+  sessions?: SessionService;
 }
 
 /** The HTTP app: operator API under /v1, health, metrics, OpenAPI 3.1 at /openapi.json and /docs. */
@@ -60,10 +74,13 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const { engine, operator } = opts;
   const rateCards = opts.rateCards ?? new RateCards(engine.store, engine.clock);
   const customerAuth = opts.customerAuth ?? (await CustomerAuth.setup(engine.store, { clock: engine.clock }));
+  const services = opts.events ?? createEventServices(engine);
   const subs = opts.subscriptions ?? new Subscriptions(engine);
   const purchases = opts.purchases ?? new Purchases(engine, purchasesOptionsFromEnv());
   // Auto-recharge checks every account a commit touched; the scheduler (server.ts) checks the rest.
-  const autoRecharge = new AutoRecharge(engine, purchases);
+  // "At most N per period" counts per subscription period, or per calendar month without a subscription.
+  const autoRecharge = new AutoRecharge(engine, purchases, { periodOf: subscriptionPeriodOf(subs.db) });
+  const sessions = opts.sessions ?? new SessionService(engine, rateCards, sessionStoreFor(engine.store));
   const app = Fastify({
     logger: { level: opts.logLevel ?? process.env.LOG_LEVEL ?? "info" },
     bodyLimit: opts.bodyLimitBytes ?? 1024 * 1024,
@@ -77,6 +94,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  app.decorate("sessions", sessions);
   app.setErrorHandler(errorHandler);
   app.setNotFoundHandler((req, reply) => {
     errorHandler(
@@ -159,11 +177,19 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       await v1.register(paygRoutes, { engine });
       await v1.register(usageRoutes, { engine, rateCards });
       await v1.register(operatorKeyRoutes, { engine, customerAuth });
+      await v1.register(eventRoutes, { engine });
+      await v1.register(eventStreamRoutes, { engine });
+      await v1.register(webhookRoutes, { engine, services });
+      await v1.register(alertRoutes, { engine, services });
+      await v1.register(budgetRoutes, { engine, services });
+      await v1.register(analyticsRoutes, { services });
       await v1.register(planRoutes, { plans: new Plans(engine.store, () => engine.clock.now()) });
       await v1.register(subscriptionRoutes, { subs });
       await v1.register(statementRoutes, { statements: new Statements(engine) });
       await v1.register(adjustmentRoutes, { engine });
       await v1.register(purchaseRoutes, { engine, purchases, autoRecharge });
+      await v1.register(sessionRoutes, { sessions });
+      await v1.register(operatorStreamRoutes, { engine, sessions });
     },
     { prefix: "/v1" },
   );
@@ -180,5 +206,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     await autoRecharge.idle();
   });
   app.decorate("billing", { purchases, autoRecharge });
+  await app.register(customerStreamRoutes, { engine, sessions, customerAuth, prefix: "/api/v1" });
+  await app.register(customerWebhookRoutes, { engine, services, customerAuth, prefix: "/api/v1" });
+  await app.register(customerAlertRoutes, { services, customerAuth, prefix: "/api/v1" });
+  await app.register(customerAnalyticsRoutes, { services, customerAuth, prefix: "/api/v1" });
   return app;
 }

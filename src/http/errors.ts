@@ -20,8 +20,10 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   checkout_not_open: 409,
   purchase_not_refundable: 409,
   payment_provider_error: 502,
+  session_not_active: 409,
   payload_too_large: 413,
   rate_limited: 429,
+  session_limit_reached: 429,
   internal_error: 500,
 };
 

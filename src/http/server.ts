@@ -3,6 +3,7 @@ import { Engine } from "../ledger/engine.ts";
 import { openStore } from "../store/open.ts";
 import { buildApp } from "./app.ts";
 import { OperatorAuth } from "./auth.ts";
+import { createEventServices } from "../events/services.ts";
 import { RenewalScheduler } from "../billing/scheduler.ts";
 import { Subscriptions } from "../billing/subscriptions.ts";
 
@@ -23,7 +24,8 @@ export async function serve(opts: ServeOptions): Promise<FastifyInstance> {
   const engine = new Engine(store);
   const { auth, printed } = await OperatorAuth.setup(store, process.env.TALLY_ADMIN_KEY);
   const subscriptions = new Subscriptions(engine);
-  const app = await buildApp({ engine, operator: auth, subscriptions });
+  const events = createEventServices(engine);
+  const app = await buildApp({ engine, operator: auth, subscriptions, events });
   if (printed) {
     // Shown once: only its hash is stored.
     process.stdout.write(
@@ -45,9 +47,18 @@ export async function serve(opts: ServeOptions): Promise<FastifyInstance> {
         if (r.expired_grants + r.expired_holds > 0) app.log.info({ sweep: r }, "expiry sweep");
       })
       .catch((err: unknown) => app.log.error({ err }, "expiry sweep failed"))
+      // Then sessions whose validity ran out: settled at their last reported usage, holds released.
+      .then(() => app.sessions.sweep())
+      .then((n) => {
+        if (n > 0) app.log.info({ abandoned_sessions: n }, "session sweep");
+      })
+      .catch((err: unknown) => app.log.error({ err }, "session sweep failed"))
       .finally(() => (sweeping = false));
   }, sweepEvery);
   timer.unref();
+  // Webhook delivery from the outbox and alert evaluation run in every server process (multi-process safe).
+  events.dispatcher.start();
+  events.alerts.start();
 
   // Renewals: one process at a time by a database lease; reads renew lazily anyway.
   const renewals = new RenewalScheduler(subscriptions, {
@@ -82,6 +93,7 @@ export async function serve(opts: ServeOptions): Promise<FastifyInstance> {
     stopping = true;
     app.log.info({ signal }, "shutting down: finishing in-flight commits");
     clearInterval(timer);
+    await Promise.all([events.dispatcher.stop(), events.alerts.stop()]);
     await renewals.stop().catch(() => {});
     clearInterval(billingTimer);
     await app.close();

@@ -9,8 +9,10 @@ import {
   type AccountRecord,
   type AccountResult,
   type CaptureInput,
-  type ConvertGrantInto,
+  type GrantKind,
+  type CapturePartInput,
   type CreateAccountInput,
+  type ExtendHoldInput,
   type DebitInput,
   type GrantInput,
   type HoldInput,
@@ -29,6 +31,7 @@ import {
   type UsageRecord,
 } from "./types.ts";
 import { copyHold, copyUsage, emptyKeys, type LoadKeys, type Working } from "./working.ts";
+import { checkBudgets, chargeBudgets } from "./budgets.ts";
 
 /*
  * Each handler checks everything first and throws a TallyError before it changes anything, so a refused
@@ -68,6 +71,15 @@ export function keysOf(cmds: readonly Command[]): LoadKeys {
         k.holdIds.add(c.hold_id);
         k.resolve.holds.add(c.hold_id);
         break;
+      case "extend_hold":
+        k.holdIds.add(c.input.hold_id);
+        k.resolve.holds.add(c.input.hold_id);
+        break;
+      case "capture_part":
+        k.holdIds.add(c.input.hold_id);
+        k.resolve.holds.add(c.input.hold_id);
+        k.usageIds.add(c.input.usage_id);
+        break;
       case "refund":
         k.usageIds.add(c.input.usage_id);
         k.resolve.usages.add(c.input.usage_id);
@@ -78,9 +90,8 @@ export function keysOf(cmds: readonly Command[]): LoadKeys {
       case "set_account_overage":
         k.accountIds.add(c.account_id);
         break;
-      case "convert_grant":
+      case "reclassify_grant":
         k.grantIds.add(c.grant_id);
-        k.grantIds.add(c.into.id);
         k.resolve.grants.add(c.grant_id);
         break;
     }
@@ -108,6 +119,10 @@ export function applyCommand(w: Working, cmd: Command, now: number): unknown {
       return capture(w, cmd.input, now);
     case "release":
       return release(w, cmd.hold_id, now);
+    case "extend_hold":
+      return extendHold(w, cmd.input, now);
+    case "capture_part":
+      return capturePart(w, cmd.input, now);
     case "refund":
       return refund(w, cmd.input, now);
     case "settle":
@@ -117,8 +132,8 @@ export function applyCommand(w: Working, cmd: Command, now: number): unknown {
       return setAccountStatus(w, cmd.account_id, cmd.status, now);
     case "set_account_overage":
       return setAccountOverage(w, cmd.account_id, cmd.overage_policy, cmd.overage_limit);
-    case "convert_grant":
-      return convertGrant(w, cmd.grant_id, cmd.into, now);
+    case "reclassify_grant":
+      return reclassifyGrant(w, cmd.grant_id, cmd.kind, cmd.priority, now);
   }
 }
 
@@ -219,35 +234,36 @@ function setAccountOverage(
 }
 
 /**
- * Atomically voids what remains of a grant and grants that much again as `into` (same account), so a plan
- * change can turn the old plan's unused supply into a carryover grant without a moment where the credits
- * are in neither or both. `into.id` makes it exactly once: if that grant exists, this is a replay. Returns
- * null (and changes nothing) when nothing remains to convert.
+ * Changes a live grant's kind and priority, nothing else: no credits move, so the journal and the audit
+ * are untouched, and credits later returned to it (a refund, a released hold) come back to it as to any
+ * grant. A plan change uses it to make the old plan's monthly grant a carryover that is used first until
+ * it expires at the old period's end. Setting what is already set is a replay.
  */
-function convertGrant(w: Working, grantId: string, into: ConvertGrantInto, now: number): GrantResult | null {
-  const existing = w.grants.get(into.id);
-  if (existing) return { grant: { ...existing }, replay: true };
-  const old = w.grants.get(grantId);
-  if (!old) throw TallyError.notFound("grant", grantId, "grant_id");
-  settle(w, old.account_id, now);
-  if (old.status !== "active" || old.remaining === 0n || isExpiredAt(old, now)) return null;
-  const left = old.remaining;
-  voidGrant(w, grantId, null, now);
-  return grant(
-    w,
-    {
-      id: into.id,
-      account_id: old.account_id,
-      kind: into.kind,
-      amount: left,
-      ...(into.priority !== undefined ? { priority: into.priority } : {}),
-      expires_at: into.expires_at ?? null,
-      metadata: { ...into.metadata, converted_from: grantId },
-      reference: into.reference ?? null,
-      source: into.source ?? null,
-    },
-    now,
-  );
+function reclassifyGrant(
+  w: Working,
+  grantId: string,
+  kind: GrantKind,
+  priority: number,
+  now: number,
+): GrantResult {
+  const g = w.grants.get(grantId);
+  if (!g) throw TallyError.notFound("grant", grantId, "grant_id");
+  if (g.kind === kind && g.priority === priority) return { grant: { ...g }, replay: true };
+  if (g.status !== "active" || isExpiredAt(g, now))
+    throw new TallyError(
+      "grant_not_active",
+      `grant ${grantId} is ${g.status === "active" ? "expired" : g.status}`,
+      {
+        field: "grant_id",
+        id: grantId,
+      },
+    );
+  const from = { kind: g.kind, priority: g.priority };
+  g.kind = kind;
+  g.priority = priority;
+  w.grants.touch(g.id);
+  w.emit("grant.reclassified", g.account_id, { ...grantEventData(g), priority, from }, now);
+  return { grant: { ...g }, replay: false };
 }
 
 function grant(w: Working, input: GrantInput, now: number): GrantResult {
@@ -411,6 +427,8 @@ function debit(w: Working, input: DebitInput, now: number): DebitResult {
   requireActive(account);
   settle(w, account.id, now);
   const draw = planDraw(w, account, input.amount, now);
+  checkBudgets(w, account.id, input.api_key_id ?? null, input.amount);
+  chargeBudgets(w, account.id, input.api_key_id ?? null, input.amount);
   const txnId = newId("txn", now);
   const legs = takeParts(w, draw.parts);
   if (draw.overage > 0n) {
@@ -487,6 +505,8 @@ function hold(w: Working, input: HoldInput, now: number): HoldResult {
   const plan = planAllocation(w.grantsOf(account.id), input.amount, now);
   // A hold sets aside real credits only; overage is decided when the hold is captured.
   if (plan.shortfall > 0n) throw insufficient(account.id, plan.shortfall, plan.covered);
+  // A hold that would pass a budget is refused; its capture is charged (the work is done by then).
+  checkBudgets(w, account.id, null, input.amount);
   const h: HoldRecord = {
     id: input.id ?? newId("hld", now),
     account_id: account.id,
@@ -589,6 +609,7 @@ function capture(w: Working, input: CaptureInput, now: number): CaptureResult {
   // More than held: the extra is a normal debit under the account's overage policy.
   const draw = want > 0n ? planDraw(w, account, want, now) : { parts: [], overage: 0n };
 
+  chargeBudgets(w, account.id, null, input.amount);
   const txnId = newId("txn", now);
   const legs: [string, bigint][] = [[`hold:${h.id}`, -held]];
   legs.push(...returnParts(w, back, now));
@@ -625,7 +646,8 @@ function capture(w: Working, input: CaptureInput, now: number): CaptureResult {
   };
   w.usages.insert(usage);
   h.status = "captured";
-  h.captured_amount = input.amount;
+  // Adds to what capture_part took before (0 for a hold never partly captured).
+  h.captured_amount += input.amount;
   h.parts = [];
   h.closed_at = now;
   h.usage_id = usageId;
@@ -657,6 +679,136 @@ function release(w: Working, holdId: string, now: number): HoldResult {
   h.closed_at = now;
   w.holds.touch(h.id);
   return { hold: copyHold(h), replay: false };
+}
+
+// ---------- open holds: extend, capture part (live sessions) ----------
+
+/** An active hold, or the error a command on a hold that is not active gets. */
+function requireActiveHold(w: Working, holdId: string, now: number): HoldRecord {
+  const h = w.holds.get(holdId);
+  if (!h) throw TallyError.notFound("hold", holdId, "hold_id");
+  const state = holdState(h, now);
+  if (state === "expired")
+    throw new TallyError("hold_expired", `hold ${h.id} expired and its credits were freed`, {
+      field: "hold_id",
+    });
+  if (state !== "active")
+    throw new TallyError("hold_not_active", `hold ${h.id} was ${state}`, { field: "hold_id", status: state });
+  return h;
+}
+
+function extendHold(w: Working, input: ExtendHoldInput, now: number): HoldResult {
+  const h = requireActiveHold(w, input.hold_id, now);
+  const expiresAt = input.expires_at ?? h.expires_at;
+  if (input.from_amount !== undefined && h.amount !== input.from_amount) {
+    // Already applied (a retry, or a racing caller that did the same): a replay.
+    if (h.amount === input.from_amount + input.amount && h.expires_at >= expiresAt)
+      return { hold: copyHold(h), replay: true };
+    throw new TallyError(
+      "idempotency_conflict",
+      `hold ${h.id} holds ${formatCredits(h.amount)} in all, not ${formatCredits(input.from_amount)}`,
+      { field: "from_amount", id: h.id },
+    );
+  }
+  if (expiresAt < h.expires_at)
+    throw TallyError.validation("expires_at", "must not be earlier than the hold's current expiry");
+  if (expiresAt - now > LIMITS.MAX_HOLD_TTL_MS)
+    throw TallyError.validation(
+      "expires_at",
+      `must be at most ${LIMITS.MAX_HOLD_TTL_MS / 3600_000} hours away`,
+    );
+  if (h.amount + input.amount > MAX_AMOUNT)
+    throw TallyError.validation("amount", "would make the hold larger than the largest amount");
+  const account = requireAccount(w, h.account_id, "hold_id");
+  requireActive(account);
+  settle(w, account.id, now);
+  if (input.amount > 0n) {
+    const plan = planAllocation(w.grantsOf(account.id), input.amount, now);
+    // As for a new hold: only real credits are set aside.
+    if (plan.shortfall > 0n) throw insufficient(account.id, plan.shortfall, plan.covered);
+    const legs = takeParts(w, plan.parts);
+    legs.push([`hold:${h.id}`, input.amount]);
+    w.post(newId("txn", now), account.id, "hold", h.id, now, legs);
+    for (const p of plan.parts) {
+      const same = h.parts.find((q) => q.grant_id === p.grant_id);
+      if (same) same.amount += p.amount;
+      else h.parts.push({ ...p });
+    }
+    h.amount += input.amount;
+  }
+  h.expires_at = expiresAt;
+  w.holds.touch(h.id);
+  return { hold: copyHold(h), replay: false };
+}
+
+function capturePart(w: Working, input: CapturePartInput, now: number): CaptureResult {
+  const fields = {
+    account_id: w.holds.get(input.hold_id)?.account_id ?? null,
+    amount: input.amount,
+    service: input.service,
+    quantity: input.quantity ?? null,
+    metadata: input.metadata ?? {},
+    hold_id: input.hold_id,
+  };
+  const existing = w.usages.get(input.usage_id);
+  if (existing) {
+    assertSameFields("usage", input.usage_id, usageFields(existing, false), fields);
+    const h = w.holds.get(input.hold_id)!;
+    return { hold: copyHold(h), usage: copyUsage(existing), replay: true };
+  }
+  const h = requireActiveHold(w, input.hold_id, now);
+  if (input.from_captured !== undefined && h.captured_amount !== input.from_captured)
+    throw new TallyError(
+      "idempotency_conflict",
+      `hold ${h.id} has ${formatCredits(h.captured_amount)} captured, not ${formatCredits(input.from_captured)}`,
+      { field: "from_captured", id: h.id },
+    );
+  const held = sumParts(h.parts);
+  if (input.amount > held)
+    throw TallyError.validation(
+      "amount",
+      `is more than the ${formatCredits(held)} credits the hold has left`,
+    );
+  const account = requireAccount(w, h.account_id, "hold_id");
+  settle(w, account.id, now);
+  // Taken from the hold's parts in burn-down order, as a full capture would.
+  const taken: UsagePart[] = [];
+  let want = input.amount;
+  for (const p of h.parts) {
+    if (want === 0n) break;
+    const take = p.amount < want ? p.amount : want;
+    if (take === 0n) continue;
+    p.amount -= take;
+    want -= take;
+    taken.push({ grant_id: p.grant_id, kind: p.kind, amount: take, refunded: 0n });
+  }
+  h.parts = h.parts.filter((p) => p.amount > 0n);
+  const txnId = newId("txn", now);
+  w.post(txnId, account.id, "capture", input.usage_id, now, [
+    [`hold:${h.id}`, -input.amount],
+    ["consumed", input.amount],
+  ]);
+  const usage: UsageRecord = {
+    id: input.usage_id,
+    account_id: account.id,
+    service: input.service,
+    quantity: fields.quantity,
+    cost: input.amount,
+    overage: 0n,
+    overage_refunded: 0n,
+    refunded: 0n,
+    parts: taken,
+    hold_id: h.id,
+    occurred_at: now,
+    recorded_at: now,
+    metadata: fields.metadata,
+    txn_id: txnId,
+  };
+  w.usages.insert(usage);
+  h.captured_amount += input.amount;
+  h.usage_id = usage.id;
+  w.holds.touch(h.id);
+  return { hold: copyHold(h), usage: copyUsage(usage), replay: false };
 }
 
 // ---------- refunds ----------

@@ -14,9 +14,11 @@ import {
   type AccountResult,
   type Balance,
   type CaptureInput,
+  type CapturePartInput,
   type CaptureResult,
+  type ExtendHoldInput,
   type Command,
-  type ConvertGrantInto,
+  type GrantKind,
   type OveragePolicy,
   type CreateAccountInput,
   type DebitInput,
@@ -144,12 +146,9 @@ export class Engine {
     });
   }
 
-  /**
-   * Voids what remains of a grant and grants it again as `into`, atomically (null when nothing remains).
-   * A re-run with the same `into.id` is a replay.
-   */
-  convertGrant(grantId: string, into: ConvertGrantInto): Promise<GrantResult | null> {
-    return this.run({ type: "convert_grant", grant_id: grantId, into });
+  /** Changes a live grant's kind and priority (no credits move). Setting what is set is a replay. */
+  reclassifyGrant(grantId: string, kind: GrantKind, priority: number): Promise<GrantResult> {
+    return this.run({ type: "reclassify_grant", grant_id: grantId, kind, priority });
   }
 
   grant(input: GrantInput): Promise<GrantResult> {
@@ -186,6 +185,16 @@ export class Engine {
 
   release(holdId: string): Promise<HoldResult> {
     return this.run({ type: "release", hold_id: holdId });
+  }
+
+  /** Adds credits to an active hold and/or pushes its expiry (see ExtendHoldInput). */
+  extendHold(input: ExtendHoldInput): Promise<HoldResult> {
+    return this.run({ type: "extend_hold", input });
+  }
+
+  /** Captures part of an active hold, which stays open with the rest (see CapturePartInput). */
+  capturePart(input: CapturePartInput): Promise<CaptureResult> {
+    return this.run({ type: "capture_part", input });
   }
 
   refund(input: RefundInput): Promise<RefundResult> {

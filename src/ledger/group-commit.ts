@@ -78,9 +78,11 @@ function laneKey(cmd: Command): string {
     case "set_account_overage":
       return cmd.account_id;
     case "void_grant":
-    case "convert_grant":
+    case "reclassify_grant":
       return cmd.grant_id;
     case "capture":
+    case "extend_hold":
+    case "capture_part":
       return cmd.input.hold_id;
     case "release":
       return cmd.hold_id;

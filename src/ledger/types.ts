@@ -144,6 +144,17 @@ export interface JournalEntry extends Posting {
   seq: number;
 }
 
+/** A spend cap as a batch sees it: its limit and what was spent in the current cycle (src/budgets). */
+export interface BudgetState {
+  id: string;
+  account_id: string;
+  /** null: every usage of the account; else only usage through this API key. */
+  api_key_id: string | null;
+  limit: bigint;
+  cycle_start: number;
+  spent: bigint;
+}
+
 // ---------- commands ----------
 
 export interface CreateAccountInput {
@@ -178,6 +189,8 @@ export interface DebitInput {
   quantity?: string | null;
   metadata?: Metadata;
   occurred_at?: number;
+  /** The API key the usage came through: its budgets apply too (not part of the idempotency comparison). */
+  api_key_id?: string | null;
   /** Outbox events written with this change, only if it applies (never on a replay); not compared on replay. */
   events?: EventDraft[];
 }
@@ -207,6 +220,36 @@ export interface CaptureInput {
   events?: EventDraft[];
 }
 
+/**
+ * Adds credits to an active hold (drawn by burn-down, all or nothing) and/or moves its expiry (live
+ * sessions extend their hold on every update). `from_amount` makes it safe to retry and to race: the
+ * hold's total must be `from_amount` before (or already `from_amount + amount`: a replay).
+ */
+export interface ExtendHoldInput {
+  hold_id: string;
+  /** More credits to hold (0: only move the expiry). */
+  amount: bigint;
+  from_amount?: bigint;
+  /** New expiry; never earlier than the current one. */
+  expires_at?: number;
+}
+
+/**
+ * Captures part of an active hold and keeps it open with the rest (a live session's periodic debit).
+ * The usage id is the idempotency key: the same id and content is a replay.
+ */
+export interface CapturePartInput {
+  hold_id: string;
+  /** At most what the hold still holds. */
+  amount: bigint;
+  usage_id: string;
+  service: string;
+  quantity?: string | null;
+  metadata?: Metadata;
+  /** Compare-and-set: the hold's captured_amount must be this before (else idempotency_conflict). */
+  from_captured?: bigint;
+}
+
 export interface RefundInput {
   id?: string;
   usage_id: string;
@@ -225,6 +268,8 @@ export type Command =
   | { type: "hold"; input: HoldInput }
   | { type: "capture"; input: CaptureInput }
   | { type: "release"; hold_id: string }
+  | { type: "extend_hold"; input: ExtendHoldInput }
+  | { type: "capture_part"; input: CapturePartInput }
   | { type: "refund"; input: RefundInput }
   | { type: "settle"; account_id: string }
   | { type: "set_account_status"; account_id: string; status: AccountStatus }
@@ -234,22 +279,7 @@ export type Command =
       overage_policy: OveragePolicy;
       overage_limit: bigint | null;
     }
-  | { type: "convert_grant"; grant_id: string; into: ConvertGrantInto };
-
-/**
- * What a grant's remainder becomes in convert_grant: a new grant (id required, so a re-run is a replay) of
- * that remainder, on the same account. Used by plan changes: the old plan's unused supply becomes a
- * carryover grant.
- */
-export interface ConvertGrantInto {
-  id: string;
-  kind: GrantKind;
-  priority?: number;
-  expires_at?: number | null;
-  metadata?: Metadata;
-  reference?: string | null;
-  source?: string | null;
-}
+  | { type: "reclassify_grant"; grant_id: string; kind: GrantKind; priority: number };
 
 // ---------- results ----------
 

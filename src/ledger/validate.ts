@@ -52,6 +52,7 @@ export function validateCommand(cmd: Command): void {
       checkText(i.service, "service", LIMITS.MAX_SERVICE_LENGTH);
       if (i.quantity != null) checkText(i.quantity, "quantity", 512);
       if (i.occurred_at !== undefined) checkTime(i.occurred_at, "occurred_at");
+      if (i.api_key_id != null) checkId(i.api_key_id, "api_key_id");
       checkMetadata(i.metadata, "metadata");
       return;
     }
@@ -81,6 +82,25 @@ export function validateCommand(cmd: Command): void {
     case "release":
       checkId(cmd.hold_id, "hold_id");
       return;
+    case "extend_hold": {
+      const i = cmd.input;
+      checkId(i.hold_id, "hold_id");
+      checkAmount(i.amount, "amount", { allowZero: true });
+      if (i.from_amount !== undefined) checkAmount(i.from_amount, "from_amount");
+      if (i.expires_at !== undefined) checkTime(i.expires_at, "expires_at");
+      return;
+    }
+    case "capture_part": {
+      const i = cmd.input;
+      checkId(i.hold_id, "hold_id");
+      checkAmount(i.amount, "amount");
+      checkId(i.usage_id, "usage_id");
+      checkText(i.service, "service", LIMITS.MAX_SERVICE_LENGTH);
+      if (i.quantity != null) checkText(i.quantity, "quantity", 64);
+      checkMetadata(i.metadata, "metadata");
+      if (i.from_captured !== undefined) checkAmount(i.from_captured, "from_captured", { allowZero: true });
+      return;
+    }
     case "refund": {
       const i = cmd.input;
       if (i.id !== undefined) checkId(i.id, "id");
@@ -98,13 +118,12 @@ export function validateCommand(cmd: Command): void {
         throw TallyError.validation("overage_policy", "must be block or allow");
       if (cmd.overage_limit !== null) checkAmount(cmd.overage_limit, "overage_limit", { allowZero: true });
       return;
-    case "convert_grant":
+    case "reclassify_grant":
       checkId(cmd.grant_id, "grant_id");
-      checkId(cmd.into.id, "id");
-      if (!GRANT_KINDS.includes(cmd.into.kind))
+      if (!GRANT_KINDS.includes(cmd.kind))
         throw TallyError.validation("kind", `must be one of ${GRANT_KINDS.join(", ")}`);
-      if (cmd.into.expires_at != null) checkTime(cmd.into.expires_at, "expires_at");
-      checkMetadata(cmd.into.metadata, "metadata");
+      if (!Number.isInteger(cmd.priority) || cmd.priority < 0 || cmd.priority > LIMITS.MAX_PRIORITY)
+        throw TallyError.validation("priority", `must be an integer from 0 to ${LIMITS.MAX_PRIORITY}`);
       return;
     case "set_account_status":
       checkId(cmd.account_id, "account_id");

@@ -4,6 +4,7 @@ import { newId } from "../domain/ids.ts";
 import type { EventDraft, PendingEvent } from "../events/types.ts";
 import type {
   AccountRecord,
+  BudgetState,
   GrantRecord,
   HoldRecord,
   Posting,
@@ -21,6 +22,8 @@ export interface Snapshot {
   holds: HoldRecord[];
   usages: UsageRecord[];
   refunds: RefundRecord[];
+  /** Budgets of the loaded accounts with their spend in the current cycle (stores that have them). */
+  budgets?: BudgetState[];
 }
 
 /** Ids a batch needs loaded. */
@@ -58,6 +61,14 @@ export interface ChangeSet {
   postings: Posting[];
   /** Outbox events, written in the same transaction. */
   events: PendingEvent[];
+  /** Amounts to add to budget spend counters. */
+  budget_charges?: BudgetCharge[];
+}
+
+export interface BudgetCharge {
+  budget_id: string;
+  cycle_start: number;
+  amount: bigint;
 }
 
 class Table<T extends { id: string; account_id?: string }> {
@@ -115,8 +126,16 @@ export class Working {
   readonly events: PendingEvent[] = [];
   /** Accounts whose due expiries were already written in this batch. */
   readonly settled = new Set<string>();
+  /** Budgets by account, and the charges made to them in this batch (src/ledger/budgets.ts). */
+  readonly budgets = new Map<string, BudgetState[]>();
+  readonly budgetCharges = new Map<string, BudgetCharge>();
 
   constructor(snap: Snapshot) {
+    for (const b of snap.budgets ?? []) {
+      const list = this.budgets.get(b.account_id);
+      if (list) list.push({ ...b });
+      else this.budgets.set(b.account_id, [{ ...b }]);
+    }
     for (const a of snap.accounts) this.accounts.load(a);
     for (const g of snap.grants) this.grants.load(g);
     for (const h of snap.holds) this.holds.load(h);
@@ -182,6 +201,7 @@ export class Working {
       refunds: { inserted: this.refunds.changes().inserted },
       postings: this.postings,
       events: this.events,
+      budget_charges: [...this.budgetCharges.values()],
     };
   }
 }

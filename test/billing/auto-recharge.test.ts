@@ -94,6 +94,42 @@ describeEachStore("auto-recharge", (kind) => {
     expect((await t.engine.audit()).ok).toBe(true);
   });
 
+  it("with a subscription, the maximum counts per billing period, not per calendar month", async () => {
+    t.clock.set(Date.UTC(2027, 0, 20, 0, 0, 0));
+    const { acct, pm, pack } = await setup(5);
+    const plan = await t.op("POST", "/v1/plans", {
+      id: `tiny-${kind}`,
+      name: "Tiny",
+      monthly_allowance: "10",
+    });
+    expect(plan.status, JSON.stringify(plan.body)).toBe(201);
+    const sub = await t.op("POST", "/v1/subscriptions", { account_id: acct, plan_id: `tiny-${kind}` });
+    expect(sub.status, JSON.stringify(sub.body)).toBe(201);
+    await rule(acct, {
+      threshold: 1000,
+      pack_id: pack,
+      payment_method_id: pm,
+      max_per_period: 1,
+      cooldown_seconds: 0,
+    });
+    expect(await purchasesOf(acct)).toHaveLength(1);
+    expect((await t.op("GET", `/v1/accounts/${acct}/auto-recharge`)).body.period).toBe(
+      `${sub.body.id}@2027-01-20T00:00:00.000Z`,
+    );
+    // A new calendar month inside the same billing period: still the same count.
+    t.clock.set(Date.UTC(2027, 1, 2));
+    await burst(acct, 1, "feb");
+    await t.autoRecharge.sweep();
+    expect(await purchasesOf(acct)).toHaveLength(1);
+    // The next billing period (even before its renewal has run): a new count.
+    t.clock.set(Date.UTC(2027, 1, 20, 0, 0, 1));
+    expect(await t.autoRecharge.check(acct)).toMatchObject({ action: "recharged" });
+    expect(await purchasesOf(acct)).toHaveLength(2);
+    expect((await t.op("GET", `/v1/accounts/${acct}/auto-recharge`)).body.period).toBe(
+      `${sub.body.id}@2027-02-20T00:00:00.000Z`,
+    );
+  });
+
   it("checks racing from two engines on two connections never buy more than the maximum", async () => {
     const { acct, pm, pack } = await setup(100);
     await t.purchases.store.putRule(

@@ -1,4 +1,4 @@
-/** The two ledger commands billing added: set_account_overage and convert_grant, on both stores. */
+/** The two ledger commands billing added: set_account_overage and reclassify_grant, on both stores. */
 import { expect, it } from "vitest";
 import { cr, DAY, expectTallyError, fundedAccount, newAccount, uid, useEngine } from "../engine/harness.ts";
 import { describeEachStore } from "../support/stores.ts";
@@ -29,39 +29,54 @@ describeEachStore("billing's ledger commands", (kind) => {
     expect((await t.engine.getAccount(acct)).overage_limit).toBe(cr(10));
   });
 
-  it("convert_grant turns a grant's remainder into a new grant atomically, once", async () => {
+  it("reclassify_grant changes a live grant's kind and priority, moves no credits, and refunds still return to it", async () => {
     const expires = t.clock.now() + 10 * DAY;
     const { account, grants } = await fundedAccount(t.engine, [
       { kind: "subscription", amount: cr(100), expires_at: expires },
+      { kind: "subscription", amount: cr(100), expires_at: expires + DAY },
     ]);
-    await t.engine.debit({ id: uid("u"), account_id: account, amount: cr(30), service: "x" });
-    const into = { id: uid("grt"), kind: "carryover" as const, expires_at: expires, source: "plan_change" };
-    const r = (await t.engine.convertGrant(grants[0]!, into))!;
-    expect([
-      r.replay,
-      r.grant.kind,
-      r.grant.amount,
-      r.grant.priority,
-      r.grant.metadata.converted_from,
-    ]).toEqual([false, "carryover", cr(70), 10, grants[0]]);
-    const old = await t.engine.getGrant(grants[0]!);
-    expect([old.status, old.remaining]).toEqual(["voided", 0n]);
-    expect((await t.engine.balance(account)).available).toBe(cr(70));
-    // Again: a replay, nothing moves.
-    expect((await t.engine.convertGrant(grants[0]!, into))!.replay).toBe(true);
-    expect((await t.engine.balance(account)).available).toBe(cr(70));
-    // Nothing left to convert: null, nothing created.
-    const { grants: spent } = await fundedAccount(t.engine, [{ kind: "subscription", amount: cr(1) }]);
-    await t.engine.voidGrant(spent[0]!);
-    expect(await t.engine.convertGrant(spent[0]!, { id: uid("grt"), kind: "carryover" })).toBeNull();
+    const u = await t.engine.debit({ id: uid("u"), account_id: account, amount: cr(30), service: "x" });
+    const r = await t.engine.reclassifyGrant(grants[1]!, "carryover", 10);
+    expect([r.replay, r.grant.kind, r.grant.priority, r.grant.remaining]).toEqual([
+      false,
+      "carryover",
+      10,
+      cr(100),
+    ]);
+    expect((await t.engine.reclassifyGrant(grants[1]!, "carryover", 10)).replay).toBe(true);
+    expect((await t.engine.balance(account)).by_kind).toMatchObject({
+      carryover: cr(100),
+      subscription: cr(70),
+    });
+    // It is now used first.
+    const next = await t.engine.debit({ id: uid("u"), account_id: account, amount: cr(5), service: "x" });
+    expect(next.usage.parts.map((p) => [p.grant_id, p.kind])).toEqual([[grants[1], "carryover"]]);
+    // A refund of the earlier usage goes back to the grant it came from.
+    await t.engine.refund({ usage_id: u.usage.id });
+    expect((await t.engine.getGrant(grants[0]!)).remaining).toBe(cr(100));
+    const events = await t.engine.listEvents({
+      account_id: account,
+      types: ["grant.reclassified"],
+      limit: 10,
+    });
+    expect(events.map((e) => e.data.grant_id)).toEqual([grants[1]]);
+    // Refused: an unknown grant, a voided one, bad kind or priority.
+    await expectTallyError(t.engine.reclassifyGrant("grt_missing", "carryover", 10), "not_found", "grant_id");
+    await t.engine.voidGrant(grants[0]!);
     await expectTallyError(
-      t.engine.convertGrant("grt_missing", { id: uid("grt"), kind: "carryover" }),
-      "not_found",
+      t.engine.reclassifyGrant(grants[0]!, "carryover", 10),
+      "grant_not_active",
+      "grant_id",
     );
     await expectTallyError(
-      t.engine.convertGrant(grants[0]!, { id: "bad id!", kind: "carryover" }),
+      t.engine.reclassifyGrant(grants[1]!, "carryover", 101),
       "validation_error",
-      "id",
+      "priority",
+    );
+    await expectTallyError(
+      t.engine.reclassifyGrant(grants[1]!, "bogus" as "carryover", 10),
+      "validation_error",
+      "kind",
     );
   });
 });

@@ -66,5 +66,5 @@ describe("tally packs / purchases [sqlite]", () => {
     expect((await tally(db.url, "purchases", "reconcile", "--json")).code).toBe(0);
     expect((await tally(db.url, "auto-recharge", "sweep", "--json")).code).toBe(0);
     expect((await tally(db.url, "purchases", "frobnicate")).code).toBe(2);
-  });
+  }, 240_000); // ten CLI processes: slow on a loaded machine
 });

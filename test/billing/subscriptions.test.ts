@@ -3,7 +3,7 @@
  * and plan changes; 001: the voice receptionist's allowance, per-minute rate and charged overage).
  */
 import { describe, expect, it } from "vitest";
-import { changeCarryoverId, Subscriptions } from "../../src/billing/subscriptions.ts";
+import { allowanceGrantId, Subscriptions } from "../../src/billing/subscriptions.ts";
 import { periodStart } from "../../src/domain/cycles.ts";
 import {
   cr,
@@ -101,7 +101,12 @@ describeEachStore("subscriptions and cycles", (kind) => {
       const acct = await newAccount(c.engine);
       const { subscription: sub } = await c.subs.subscribe({ account_id: acct, plan_id: "starter" });
       await c.engine.grant({ account_id: acct, kind: "purchase", amount: cr(50) });
-      await c.engine.debit({ id: uid("use"), account_id: acct, amount: cr(40), service: "image" });
+      const early = await c.engine.debit({
+        id: uid("use"),
+        account_id: acct,
+        amount: cr(40),
+        service: "image",
+      });
 
       // January 20: upgrade. 60 starter credits stay until February 10 as a carryover.
       const change = Date.UTC(2031, 0, 20);
@@ -112,9 +117,10 @@ describeEachStore("subscriptions and cycles", (kind) => {
       expect(iso(changed.period_end)).toBe("2031-02-20T00:00:00.000Z");
       const b = await c.engine.balance(acct);
       expect(b.by_kind).toMatchObject({ carryover: cr(60), subscription: cr(500), purchase: cr(50) });
-      const carry = await c.engine.getGrant(changeCarryoverId(sub.id, 0));
-      expect([carry.kind, carry.amount, iso(carry.expires_at)]).toEqual([
+      const carry = await c.engine.getGrant(allowanceGrantId(sub.id, 0, 0));
+      expect([carry.kind, carry.priority, carry.remaining, iso(carry.expires_at)]).toEqual([
         "carryover",
+        10,
         cr(60),
         "2031-02-10T00:00:00.000Z",
       ]);
@@ -124,6 +130,12 @@ describeEachStore("subscriptions and cycles", (kind) => {
         ["carryover", cr(60)],
         ["subscription", cr(10)],
       ]);
+      // A refund of a usage from before the change returns to the old supply, spendable until it expires.
+      await c.engine.refund({ usage_id: early.usage.id, amount: cr(15) });
+      expect((await c.engine.balance(acct)).by_kind).toMatchObject({
+        carryover: cr(15),
+        subscription: cr(490),
+      });
 
       // A second account: the old supply left unused expires at the old period's end.
       const acct2 = await newAccount(c.engine);
@@ -137,7 +149,7 @@ describeEachStore("subscriptions and cycles", (kind) => {
       await c.engine.sweep();
       const b2 = await c.engine.balance(acct2);
       expect(b2.by_kind).toMatchObject({ carryover: 0n, subscription: cr(500), purchase: cr(5) });
-      const g = await c.engine.getGrant(changeCarryoverId(s2.id, 0));
+      const g = await c.engine.getGrant(allowanceGrantId(s2.id, 0, 0));
       expect(g.status).toBe("expired");
       // The cycles: January 10 – January 21 on starter (ended by the change), then pro from the change.
       const periods = await periodsOf(c, acct2);
@@ -475,6 +487,6 @@ describeEachStore("subscriptions and cycles", (kind) => {
 
 describe("cycle ids", () => {
   it("derived grant ids are valid ids whatever the subscription id", () => {
-    expect(changeCarryoverId("sub_" + "x".repeat(124), 99)).toMatch(/^[A-Za-z0-9_\-.:]{1,128}$/);
+    expect(allowanceGrantId("sub_" + "x".repeat(124), 99, 1199)).toMatch(/^[A-Za-z0-9_\-.:]{1,128}$/);
   });
 });

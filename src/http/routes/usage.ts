@@ -32,6 +32,8 @@ const UsageEvent = Type.Object(
     ),
     metadata: Type.Optional(MetadataSchema),
     occurred_at: Type.Optional(Time),
+    /** The API key the usage came through: that key's budget applies as well as the account's. */
+    api_key_id: Type.Optional(Id),
   },
   { additionalProperties: false },
 );
@@ -97,6 +99,7 @@ async function toDebit(
       quantity,
       metadata: (e.metadata ?? {}) as Metadata,
       ...(occurredAt !== undefined ? { occurred_at: occurredAt } : {}),
+      ...(e.api_key_id !== undefined ? { api_key_id: e.api_key_id } : {}),
     },
     priced,
     existing: null,

@@ -1,8 +1,10 @@
+import { ALERTS_MIGRATION_POSTGRES } from "../alerts-migrations.ts";
 import { AUTH_MIGRATION_POSTGRES } from "../auth-migrations.ts";
 import { EVENTS_MIGRATION_POSTGRES } from "../events-migrations.ts";
 import { IDEMPOTENCY_MIGRATION_POSTGRES } from "../idempotency-migrations.ts";
 import { BILLING_MIGRATION_POSTGRES } from "../billing-migrations.ts";
 import { PURCHASE_MIGRATION_POSTGRES } from "../purchase-migrations.ts";
+import { SESSIONS_MIGRATION_POSTGRES } from "../../sessions/migrations.ts";
 /** PostgreSQL schema, versioned. Amounts are BIGINT micro-credits; times are BIGINT epoch ms. */
 export const POSTGRES_MIGRATIONS: { version: number; name: string; sql: string }[] = [
   {
@@ -131,4 +133,6 @@ CREATE INDEX checkout_sessions_account ON checkout_sessions (account_id, created
   { version: 5, name: "events", sql: EVENTS_MIGRATION_POSTGRES },
   { version: 6, name: "billing", sql: BILLING_MIGRATION_POSTGRES },
   { version: 7, name: "purchases", sql: PURCHASE_MIGRATION_POSTGRES },
+  { version: 8, name: "sessions", sql: SESSIONS_MIGRATION_POSTGRES },
+  { version: 9, name: "alerts_webhooks_budgets", sql: ALERTS_MIGRATION_POSTGRES },
 ];

@@ -1,4 +1,5 @@
 import pg from "pg";
+import { loadBudgets, writeExtras } from "./ledger-extras.ts";
 import type {
   AccountRecord,
   GrantRecord,
@@ -165,7 +166,8 @@ export class PostgresStore implements Store {
         [sortedAccounts, [...wantGrants]],
       )
     ).rows.map(rowToGrant);
-    return { accounts, grants, holds, usages, refunds };
+    const budgets = await loadBudgets(c, sortedAccounts, now);
+    return { accounts, grants, holds, usages, refunds, budgets };
   }
 
   private async write(c: pg.PoolClient, ch: ChangeSet): Promise<void> {
@@ -234,8 +236,10 @@ export class PostgresStore implements Store {
       );
     if (ch.grants.updated.length)
       await c.query(
-        `UPDATE grants g SET remaining = v.remaining, status = v.status, closed_at = v.closed_at
-         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) AS v(id, remaining, status, closed_at)
+        `UPDATE grants g SET remaining = v.remaining, status = v.status, closed_at = v.closed_at, kind = v.kind,
+           priority = v.priority
+         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::int[])
+           AS v(id, remaining, status, closed_at, kind, priority)
          WHERE g.id = v.id`,
         col(
           ch.grants.updated,
@@ -243,6 +247,8 @@ export class PostgresStore implements Store {
           (g) => str(g.remaining),
           (g) => g.status,
           (g) => g.closed_at,
+          (g) => g.kind,
+          (g) => g.priority,
         ),
       );
     if (ch.holds.inserted.length)
@@ -316,10 +322,11 @@ export class PostgresStore implements Store {
     if (ch.holds.updated.length)
       await c.query(
         `UPDATE holds h SET parts = v.parts, status = v.status, closed_at = v.closed_at, captured_amount = v.captured_amount,
-           usage_id = v.usage_id
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[])
-           AS v(id, parts, status, closed_at, captured_amount, usage_id)
+           usage_id = v.usage_id, amount = v.amount, expires_at = v.expires_at
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[])
+           AS v(id, parts, status, closed_at, captured_amount, usage_id, amount, expires_at)
          WHERE h.id = v.id`,
+        // amount and expires_at change when a hold is extended (live sessions).
         col(
           ch.holds.updated,
           (h) => h.id,
@@ -328,6 +335,8 @@ export class PostgresStore implements Store {
           (h) => h.closed_at,
           (h) => str(h.captured_amount),
           (h) => h.usage_id,
+          (h) => str(h.amount),
+          (h) => h.expires_at,
         ),
       );
     if (ch.refunds.inserted.length)
@@ -362,6 +371,7 @@ export class PostgresStore implements Store {
           (p) => p.at,
         ),
       );
+    await writeExtras(c, ch);
   }
 
   // ---------- reads ----------

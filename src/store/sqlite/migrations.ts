@@ -1,8 +1,10 @@
+import { ALERTS_MIGRATION_SQLITE } from "../alerts-migrations.ts";
 import { AUTH_MIGRATION_SQLITE } from "../auth-migrations.ts";
 import { EVENTS_MIGRATION_SQLITE } from "../events-migrations.ts";
 import { IDEMPOTENCY_MIGRATION_SQLITE } from "../idempotency-migrations.ts";
 import { BILLING_MIGRATION_SQLITE } from "../billing-migrations.ts";
 import { PURCHASE_MIGRATION_SQLITE } from "../purchase-migrations.ts";
+import { SESSIONS_MIGRATION_SQLITE } from "../../sessions/migrations.ts";
 /** SQLite schema, versioned. Amounts are INTEGER micro-credits (64-bit); times are INTEGER epoch ms. */
 export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[] = [
   {
@@ -127,4 +129,6 @@ CREATE INDEX checkout_sessions_account ON checkout_sessions (account_id, created
   { version: 5, name: "events", sql: EVENTS_MIGRATION_SQLITE },
   { version: 6, name: "billing", sql: BILLING_MIGRATION_SQLITE },
   { version: 7, name: "purchases", sql: PURCHASE_MIGRATION_SQLITE },
+  { version: 8, name: "sessions", sql: SESSIONS_MIGRATION_SQLITE },
+  { version: 9, name: "alerts_webhooks_budgets", sql: ALERTS_MIGRATION_SQLITE },
 ];

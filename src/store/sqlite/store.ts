@@ -1,4 +1,5 @@
 import Database from "better-sqlite3";
+import { loadBudgets, writeExtras } from "./ledger-extras.ts";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type {
@@ -187,6 +188,7 @@ export class SqliteStore implements Store {
       seenGrants.add(id);
       snap.grants.push(rowToGrant(g));
     }
+    snap.budgets = loadBudgets(this.db, accountIds, now);
     return snap;
   }
 
@@ -235,8 +237,11 @@ export class SqliteStore implements Store {
         JSON.stringify(g.metadata),
         g.request,
       );
-    const updGrant = this.s("UPDATE grants SET remaining = ?, status = ?, closed_at = ? WHERE id = ?");
-    for (const g of c.grants.updated) updGrant.run(g.remaining, g.status, g.closed_at, g.id);
+    const updGrant = this.s(
+      "UPDATE grants SET remaining = ?, status = ?, closed_at = ?, kind = ?, priority = ? WHERE id = ?",
+    );
+    for (const g of c.grants.updated)
+      updGrant.run(g.remaining, g.status, g.closed_at, g.kind, g.priority, g.id);
 
     const insHold = this.s(
       `INSERT INTO holds (id, account_id, amount, parts, status, expires_at, created_at, closed_at, captured_amount, usage_id,
@@ -286,10 +291,20 @@ export class SqliteStore implements Store {
       updUsage.run(u.refunded, u.overage_refunded, encodeParts(u.parts), u.id);
 
     const updHold = this.s(
-      "UPDATE holds SET parts = ?, status = ?, closed_at = ?, captured_amount = ?, usage_id = ? WHERE id = ?",
+      "UPDATE holds SET parts = ?, status = ?, closed_at = ?, captured_amount = ?, usage_id = ?, amount = ?, expires_at = ? WHERE id = ?",
     );
+    // amount and expires_at change when a hold is extended (live sessions).
     for (const h of c.holds.updated)
-      updHold.run(encodeParts(h.parts), h.status, h.closed_at, h.captured_amount, h.usage_id, h.id);
+      updHold.run(
+        encodeParts(h.parts),
+        h.status,
+        h.closed_at,
+        h.captured_amount,
+        h.usage_id,
+        h.amount,
+        h.expires_at,
+        h.id,
+      );
 
     const insRefund = this.s(
       "INSERT INTO refunds (id, usage_id, account_id, amount, reason, created_at, txn_id, request) VALUES (?,?,?,?,?,?,?,?)",
@@ -313,6 +328,7 @@ export class SqliteStore implements Store {
       p.ref,
       p.at,
     ]);
+    writeExtras(this.db, c);
   }
 
   /** Multi-row INSERTs in chunks: one statement per 64 rows instead of one per row. */
