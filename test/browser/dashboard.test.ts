@@ -380,7 +380,7 @@ describe("dashboard in Chromium", () => {
     await page.getByRole("link", { name: ACCOUNT }).click();
     await page.getByTestId("grants-table").waitFor();
     await page.getByTestId("op-usage-table").waitFor();
-    await shot(page, "08-operator-account");
+    await shot(page, "08-operator-account", false);
 
     // Refund part of a usage from its row: the credits go back, the row says so.
     const row = page.getByTestId("op-usage-table").locator("tr", { hasText: "evt_live_1" });
@@ -438,7 +438,13 @@ describe("dashboard in Chromium", () => {
   it.runIf(process.env.TALLY_DOCS_SCREENSHOTS === "1")("copies the best screenshots into docs/images", () => {
     const docs = join(process.cwd(), "docs", "images");
     mkdirSync(docs, { recursive: true });
-    for (const name of ["02-overview", "07-phone", "09-rate-card"])
-      copyFileSync(join(SCREENSHOTS, `${name}.png`), join(docs, `dashboard-${name.slice(3)}.png`));
+    for (const [from, to] of [
+      ["10-live-call", "overview"],
+      ["07-phone", "phone"],
+      ["05-buy", "buy"],
+      ["08-operator-account", "operator-account"],
+      ["09-rate-card", "rate-card"],
+    ])
+      copyFileSync(join(SCREENSHOTS, `${from}.png`), join(docs, `dashboard-${to}.png`));
   });
 });
