@@ -382,6 +382,15 @@ describe("dashboard in Chromium", () => {
     await page.getByTestId("op-usage-table").waitFor();
     await shot(page, "08-operator-account", false);
 
+    // With a plan (the plan test subscribed the account), the period's statement downloads as CSV.
+    const statement = page.getByRole("button", { name: /statement \(CSV\)/ });
+    if ((await statement.count()) > 0) {
+      const [file] = await Promise.all([page.waitForEvent("download"), statement.click()]);
+      expect(file.suggestedFilename()).toMatch(/^statement-acct_acme-.*\.csv$/);
+      const { readFileSync } = await import("node:fs");
+      expect(readFileSync(await file.path(), "utf8").split("\n").length).toBeGreaterThan(1);
+    }
+
     // Refund part of a usage from its row: the credits go back, the row says so.
     const row = page.getByTestId("op-usage-table").locator("tr", { hasText: "evt_live_1" });
     await row.getByRole("button", { name: "Refund evt_live_1" }).click();
