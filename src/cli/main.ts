@@ -8,7 +8,7 @@ import { DEFAULT_DATABASE_URL, openStore } from "../store/open.ts";
 import { print } from "./format.ts";
 import { CustomerAuth, SCOPES, type Scope } from "../http/customer-auth.ts";
 import { BILLING_HELP, runBilling } from "./billing.ts";
-import { PURCHASES_HELP, purchasesCommand } from "./purchases.ts";
+import { PURCHASES_HELP } from "./purchases-help.ts";
 
 const HELP = `tally — credits ledger
 
@@ -200,6 +200,8 @@ async function main(argv: string[]): Promise<number> {
       case "packs":
       case "purchases":
       case "auto-recharge": {
+        // Loaded on demand: the payment providers (the Stripe SDK) are heavy for every other command.
+        const { purchasesCommand } = await import("./purchases.ts");
         const out = await purchasesCommand(engine, command, sub, rest, values);
         if (typeof out === "string") return usage(out);
         print(out, json);

@@ -8,7 +8,7 @@ export const DASHBOARD_DIR = fileURLToPath(new URL("../../web/dist/", import.met
 
 // The dashboard talks only to this server; it loads nothing from elsewhere and is never framed.
 const CSP =
-  "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; " +
+  "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; " +
   "connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
 
 /**

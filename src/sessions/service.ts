@@ -342,7 +342,7 @@ export class SessionService {
         max = money.max;
         // The periodic debit: commit what is used (as far as authorized) once a debit interval has passed.
         const upTo = Math.min(used, next.authorized_seconds);
-        if (upTo - s.committed_seconds >= s.debit_interval_seconds) {
+        if (upTo - s.committed_seconds >= debitInterval(s)) {
           const c = await this.commit(s, price, upTo, next.committed_amount);
           next.committed_seconds = upTo;
           next.committed_amount = c.captured_total;
@@ -758,6 +758,14 @@ export class SessionService {
     });
     return run;
   }
+}
+
+/**
+ * The debit interval in force: doubled after every 100 commits, so a very long call keeps a bounded list
+ * of committed usages (under 700 for 24 h at the smallest interval) and still shows its running usage.
+ */
+function debitInterval(s: SessionRecord): number {
+  return s.debit_interval_seconds * 2 ** Math.floor(s.commit_usage_ids.length / 100);
 }
 
 /** A session whose hold could not be taken: closed at once, charged nothing, no event. */

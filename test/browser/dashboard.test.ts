@@ -15,6 +15,8 @@ const UNNAMED_CONTROLS = `[...document.querySelectorAll("input, select, button, 
   .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute("aria-label") && !e.getAttribute("aria-labelledby") && !(e.textContent || "").trim())
   .map((e) => e.outerHTML.slice(0, 80))`;
 
+/** Script errors and policy violations seen by the page; none is expected (failed requests aside). */
+const pageErrors: string[] = [];
 let server: DashboardServer;
 let browser: Browser;
 let context: BrowserContext;
@@ -93,6 +95,10 @@ describe("dashboard in Chromium", () => {
     browser = await launch();
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     page = await context.newPage();
+    page.on("console", (m) => {
+      if (m.type() === "error") pageErrors.push(m.text());
+    });
+    page.on("pageerror", (e) => pageErrors.push(String(e)));
     page.setDefaultTimeout(10_000);
   });
 
@@ -374,7 +380,16 @@ describe("dashboard in Chromium", () => {
     await page.getByRole("link", { name: ACCOUNT }).click();
     await page.getByTestId("grants-table").waitFor();
     await page.getByTestId("op-usage-table").waitFor();
-    await shot(page, "08-operator-account");
+    await shot(page, "08-operator-account", false);
+
+    // With a plan (the plan test subscribed the account), the period's statement downloads as CSV.
+    const statement = page.getByRole("button", { name: /statement \(CSV\)/ });
+    if ((await statement.count()) > 0) {
+      const [file] = await Promise.all([page.waitForEvent("download"), statement.click()]);
+      expect(file.suggestedFilename()).toMatch(/^statement-acct_acme-.*\.csv$/);
+      const { readFileSync } = await import("node:fs");
+      expect(readFileSync(await file.path(), "utf8").split("\n").length).toBeGreaterThan(1);
+    }
 
     // Refund part of a usage from its row: the credits go back, the row says so.
     const row = page.getByTestId("op-usage-table").locator("tr", { hasText: "evt_live_1" });
@@ -420,10 +435,25 @@ describe("dashboard in Chromium", () => {
     await eventually(() => page.getByTestId("audit-status").textContent()).toContain("The books balance");
   });
 
+  it("ran without a script error or a Content Security Policy violation", () => {
+    // The browser logs refused requests (a 401 for a wrong password, a 404 for a feature the server lacks)
+    // as console errors too; they are the app working as meant, not faults.
+    const faults = pageErrors.filter(
+      (e) => !/Failed to load resource: the server responded with a status of (40[0-9])/.test(e),
+    );
+    expect(faults).toEqual([]);
+  });
+
   it.runIf(process.env.TALLY_DOCS_SCREENSHOTS === "1")("copies the best screenshots into docs/images", () => {
     const docs = join(process.cwd(), "docs", "images");
     mkdirSync(docs, { recursive: true });
-    for (const name of ["02-overview", "07-phone", "09-rate-card"])
-      copyFileSync(join(SCREENSHOTS, `${name}.png`), join(docs, `dashboard-${name.slice(3)}.png`));
+    for (const [from, to] of [
+      ["10-live-call", "overview"],
+      ["07-phone", "phone"],
+      ["05-buy", "buy"],
+      ["08-operator-account", "operator-account"],
+      ["09-rate-card", "rate-card"],
+    ])
+      copyFileSync(join(SCREENSHOTS, `${from}.png`), join(docs, `dashboard-${to}.png`));
   });
 });

@@ -25,9 +25,10 @@ describeEachStore("HTTP fuzz", (kind) => {
     const doc = (await (await fetch(`${t.base}/openapi.json`)).json()) as {
       paths: Record<string, Record<string, unknown>>;
     };
-    const routes = Object.entries(doc.paths).flatMap(([path, ops]) =>
-      Object.keys(ops).map((m) => ({ method: m.toUpperCase(), path })),
-    );
+    // Live streams (server-sent events) never end by design: test/sessions/stream.test.ts covers them.
+    const routes = Object.entries(doc.paths)
+      .filter(([path]) => !path.endsWith("/stream"))
+      .flatMap(([path, ops]) => Object.keys(ops).map((m) => ({ method: m.toUpperCase(), path })));
     expect(routes.length).toBeGreaterThan(15);
     // The real account (every change to it needs a well-formed body) and ids that exist nowhere. Real hold and
     // usage ids are left out: a release or full refund with any body is a valid request that changes balances.

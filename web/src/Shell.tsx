@@ -1,4 +1,4 @@
-import type { ReactNode } from "react";
+import { useEffect, type ReactNode } from "react";
 
 export interface NavItem {
   path: string;
@@ -21,6 +21,11 @@ export function Shell({
   onSignOut: () => void;
   children: ReactNode;
 }) {
+  // The tab title names the section, so a screen reader announces where a navigation went.
+  const section = nav.find((n) => n.path === current)?.label ?? "Tally";
+  useEffect(() => {
+    document.title = `${section} · Tally`;
+  }, [section]);
   return (
     <>
       <a

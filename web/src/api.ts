@@ -454,3 +454,21 @@ export async function routeExists(fn: () => Promise<unknown>): Promise<boolean> 
     return true;
   }
 }
+
+/** Fetches a file with the credential and hands it to the browser as a download (CSV statements). */
+export async function download(credential: Credential, path: string, fallbackName: string): Promise<void> {
+  const res = await fetch(path, { headers: { authorization: `Bearer ${credential.secret}` } });
+  if (!res.ok) {
+    const body = (await res.json().catch(() => null)) as { error?: ApiErrorBody } | null;
+    throw new ApiError(res.status, body?.error ?? { code: `http_${res.status}`, message: res.statusText });
+  }
+  const name = /filename="([^"]+)"/.exec(res.headers.get("content-disposition") ?? "")?.[1] ?? fallbackName;
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  document.body.appendChild(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}

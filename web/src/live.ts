@@ -51,6 +51,8 @@ export function followLive(
       return;
     }
     if (res.status === 404 || res.status === 405) return poll();
+    // A credential the server refuses stays refused: stop (the other views say to sign in again).
+    if (res.status === 401 || res.status === 403) return onStatus("offline");
     if (!res.ok || !res.body) {
       onStatus("offline");
       timer = setTimeout(() => void connect(), RETRY_MS * 2);

@@ -1,5 +1,5 @@
 import { useState, type FormEvent } from "react";
-import { ApiError, type OperatorApi, type Page, type Purchase } from "../api.ts";
+import { ApiError, download, type OperatorApi, type Page, type Purchase } from "../api.ts";
 import { fmtCredits, fmtDate, fmtMoney } from "../format.ts";
 import { useLoad } from "../hooks.ts";
 import { GenericTable } from "../shared/GenericTable.tsx";
@@ -116,6 +116,20 @@ function SubscriptionCard({ api, id, onChange }: { api: OperatorApi; id: string;
                   {s ? "Change plan" : "Subscribe"}
                 </button>
               </form>
+            )}
+            {s && (
+              <button
+                type="button"
+                onClick={() =>
+                  void download(
+                    api.credential,
+                    `/v1/accounts/${enc(id)}/statement?format=csv`,
+                    "statement.csv",
+                  ).catch((err: Error) => setError(err))
+                }
+              >
+                Download this period&rsquo;s statement (CSV)
+              </button>
             )}
             {error && <ErrorNote error={error} />}
           </>
