@@ -1,4 +1,5 @@
-import Stripe from "stripe";
+import { createRequire } from "node:module";
+import type Stripe from "stripe";
 import { TallyError } from "../../domain/errors.ts";
 import type {
   ChargeRequest,
@@ -16,6 +17,17 @@ export interface StripeSettings {
   webhook_secret: string;
   /** Another API address (STRIPE_API_BASE), e.g. stripe-mock or a test server: http://127.0.0.1:12111. */
   api_base?: string;
+}
+
+/**
+ * The SDK is loaded when a Stripe provider is made, not when Tally starts: it is a large module, and most
+ * processes (the CLI, servers on the local provider) never use it.
+ */
+const requireCjs = createRequire(import.meta.url);
+let sdk: typeof Stripe | null = null;
+function stripeSdk(): typeof Stripe {
+  sdk ??= requireCjs("stripe") as typeof Stripe;
+  return sdk;
 }
 
 /** Stripe holds a Checkout Session open 30 minutes to 24 hours; stay inside with a minute to spare. */
@@ -45,7 +57,8 @@ export class StripeProvider implements PaymentProvider {
 
   constructor(private readonly settings: StripeSettings) {
     const base = settings.api_base ? new URL(settings.api_base) : null;
-    this.client = new Stripe(settings.secret_key, {
+    const StripeSdk = stripeSdk();
+    this.client = new StripeSdk(settings.secret_key, {
       maxNetworkRetries: 2,
       timeout: 20_000,
       telemetry: false,
@@ -120,7 +133,7 @@ export class StripeProvider implements PaymentProvider {
       // requires_action (authentication) and the like cannot complete off-session: a decline for auto-recharge.
       return { status: "declined", code: pi.status, message: `the payment is ${pi.status}` };
     } catch (err) {
-      if (err instanceof Stripe.errors.StripeCardError)
+      if (err instanceof stripeSdk().errors.StripeCardError)
         return {
           status: "declined",
           code: err.decline_code ?? err.code ?? "card_declined",
@@ -214,7 +227,7 @@ function providerError(message: string): TallyError {
 
 function toProviderError(err: unknown): TallyError {
   if (err instanceof TallyError) return err;
-  if (err instanceof Stripe.errors.StripeError)
+  if (err instanceof stripeSdk().errors.StripeError)
     return new TallyError("payment_provider_error", `Stripe: ${err.message}`, {
       provider: "stripe",
       provider_code: err.code ?? err.type,
