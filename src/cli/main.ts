@@ -7,7 +7,7 @@ import { GRANT_KINDS, type GrantKind, type Metadata, type OveragePolicy } from "
 import { DEFAULT_DATABASE_URL, openStore } from "../store/open.ts";
 import { print } from "./format.ts";
 import { CustomerAuth, SCOPES, type Scope } from "../http/customer-auth.ts";
-import { BILLING_HELP, runBilling } from "./billing.ts";
+import { BILLING_HELP } from "./billing-help.ts";
 import { PURCHASES_HELP } from "./purchases-help.ts";
 
 const HELP = `tally — credits ledger
@@ -208,6 +208,7 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       }
       default: {
+        const { runBilling } = await import("./billing.ts");
         const code = await runBilling(engine, command, sub, rest, values, (v) => print(v, json));
         if (code !== null) return code;
         console.error(`unknown command: ${command}\n\n${HELP}`);

@@ -1,7 +1,8 @@
 import { Type, type FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { planToApi } from "../../billing/plans.ts";
 import type { Subscriptions } from "../../billing/subscriptions.ts";
-import { daysUntil } from "../../domain/cycles.ts";
+import { subscriptionToApi } from "../../billing/subscription-api.ts";
+export { subscriptionToApi };
 import { TallyError } from "../../domain/errors.ts";
 import type { Metadata } from "../../ledger/types.ts";
 import type { SubscriptionRecord } from "../../store/billing-store.ts";
@@ -10,29 +11,6 @@ import { emptyBodyIsObject } from "./keys.ts";
 
 export interface SubscriptionRouteDeps {
   subs: Subscriptions;
-}
-
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-
-export function subscriptionToApi(s: SubscriptionRecord, now: number) {
-  return {
-    id: s.id,
-    account_id: s.account_id,
-    plan_id: s.plan_id,
-    status: s.status,
-    anchor_at: iso(s.anchor_at),
-    period_start: iso(s.period_start),
-    period_end: iso(s.period_end),
-    next_renewal_at: s.status === "active" ? iso(s.next_renewal_at) : null,
-    days_until_reset: s.status === "active" && s.period_end !== null ? daysUntil(now, s.period_end) : null,
-    cancel_at_period_end: s.cancel_at_period_end,
-    pending_plan_id: s.pending_plan_id,
-    canceled_at: iso(s.canceled_at),
-    term: s.term,
-    metadata: s.metadata,
-    created_at: iso(s.created_at),
-    updated_at: iso(s.updated_at),
-  };
 }
 
 /** Operator: subscribe an account to a plan, change plans, cancel at period end, renew. */
