@@ -73,7 +73,7 @@ function startServer(databaseUrl: string, port: number): ServerProcess {
 }
 
 /** Polls /readyz until the server answers (bounded); fails with its output if it exits or never does. */
-async function waitReady(p: ServerProcess, timeoutMs = 30_000): Promise<void> {
+async function waitReady(p: ServerProcess, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (p.child.exitCode !== null || p.child.signalCode !== null)
