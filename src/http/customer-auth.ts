@@ -3,7 +3,7 @@ import type { FastifyRequest } from "fastify";
 import { errors as joseErrors, jwtVerify, SignJWT } from "jose";
 import { systemClock, type Clock } from "../domain/clock.ts";
 import { TallyError } from "../domain/errors.ts";
-import { newId, type IdPrefix } from "../domain/ids.ts";
+import { newId } from "../domain/ids.ts";
 import {
   authStoreFor,
   SCOPES,
@@ -188,7 +188,7 @@ export class CustomerAuth {
     checkPassword(password);
     if (await this.store.findUserByEmail(normalized)) throw emailTaken();
     const user = {
-      id: newId("usr" as IdPrefix, this.clock.now()),
+      id: newId("usr", this.clock.now()),
       account_id: accountId,
       email: normalized,
       password_hash: await hashPassword(password),
@@ -258,7 +258,7 @@ export class CustomerAuth {
     const secret = newSecret(API_KEY_PREFIX.slice(0, -1));
     const now = this.clock.now();
     const key: ApiKeyRecord = {
-      id: newId("key" as IdPrefix, now),
+      id: newId("key", now),
       account_id: accountId,
       name: input.name,
       prefix: secret.slice(0, VISIBLE_CHARS),

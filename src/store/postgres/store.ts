@@ -94,13 +94,21 @@ export class PostgresStore implements Store {
     now: number,
     apply: (snap: Snapshot) => { changes: ChangeSet; result: T },
   ): Promise<T> {
+    return this.transaction(async (c) => {
+      const snap = await this.load(c, keys, now);
+      const { changes, result } = apply(snap);
+      await this.write(c, changes);
+      return result;
+    });
+  }
+
+  /** Runs `body` in a transaction on one connection; a connection that cannot roll back is discarded. */
+  private async transaction<T>(body: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     const c = await this.pool.connect();
     let broken = false;
     try {
       await c.query("BEGIN");
-      const snap = await this.load(c, keys, now);
-      const { changes, result } = apply(snap);
-      await this.write(c, changes);
+      const result = await body(c);
       await c.query("COMMIT");
       return result;
     } catch (e) {
@@ -611,21 +619,7 @@ export class PostgresStore implements Store {
   async appendEvents(drafts: readonly EventDraft[], now: number): Promise<EventRecord[]> {
     if (drafts.length === 0) return [];
     const pending = drafts.map((d) => ({ ...d, id: newId("evt", now), created_at: now }));
-    const c = await this.pool.connect();
-    let broken = false;
-    try {
-      await c.query("BEGIN");
-      const rows = await insertEvents(c, pending);
-      await c.query("COMMIT");
-      return rows;
-    } catch (e) {
-      await c.query("ROLLBACK").catch(() => {
-        broken = true;
-      });
-      throw e;
-    } finally {
-      c.release(broken);
-    }
+    return this.transaction((c) => insertEvents(c, pending));
   }
 
   async listEvents(q: EventQuery): Promise<EventRecord[]> {
