@@ -36,10 +36,24 @@ import {
   type UsageRecord,
 } from "./types.ts";
 import { checkEvents, validateCommand } from "./validate.ts";
+import { ThreadExecutor } from "./writer-thread.ts";
+
+/** The file of a SQLite store (null for PostgreSQL and for an in-memory database, which no thread can share). */
+function sqliteFile(store: Store): string | null {
+  if (store.dialect !== "sqlite") return null;
+  const path = (store as { path?: unknown }).path;
+  return typeof path === "string" && path !== ":memory:" ? path : null;
+}
 
 export interface EngineOptions {
   clock?: Clock;
   groupCommit?: Partial<GroupCommitOptions>;
+  /**
+   * Where SQLite ledger transactions run: `thread` (the default for a SQLite file) on a writer thread with
+   * its own connection, so commits never block the event loop; `inline` on the store's own connection.
+   * PostgreSQL and in-memory SQLite always run inline.
+   */
+  sqliteWriter?: "thread" | "inline";
 }
 
 export type BatchItem<T> = { ok: true; value: T } | { ok: false; error: TallyError };
@@ -59,7 +73,10 @@ export class Engine {
   ) {
     this.clock = opts.clock ?? systemClock;
     const lanes = store.dialect === "sqlite" ? 1 : 4;
+    const file = sqliteFile(store);
+    const thread = file !== null && (opts.sqliteWriter ?? "thread") === "thread";
     this.committer = new GroupCommitter(store, this.clock, {
+      ...(thread ? { executor: new ThreadExecutor(file) } : {}),
       maxBatch: 1000,
       maxWaitMs: 2,
       lanes,

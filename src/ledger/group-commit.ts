@@ -1,10 +1,8 @@
-import { isTallyError } from "../domain/errors.ts";
 import type { Store } from "../store/types.ts";
 import type { Clock } from "../domain/clock.ts";
-import { applyCommand, keysOf } from "./apply.ts";
 import type { CommitInfo } from "../events/types.ts";
 import type { Command } from "./types.ts";
-import { Working, type ChangeSet } from "./working.ts";
+import { StoreExecutor, type BatchExecutor, type Outcome } from "./execute-batch.ts";
 
 export interface GroupCommitOptions {
   /** Most commands in one transaction. */
@@ -21,6 +19,8 @@ export interface GroupCommitOptions {
   retries: number;
   /** Told after each durable commit what it changed (listeners must not throw; errors are swallowed). */
   onCommit?: (info: CommitInfo) => void;
+  /** Runs each batch's transaction; by default in this thread, on `store`. */
+  executor?: BatchExecutor;
 }
 
 interface Pending {
@@ -29,8 +29,6 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
-type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
-
 /**
  * Groups concurrent commands into one transaction and one durable commit. A command refused by a domain
  * rule fails alone; if the batch's transaction itself fails (a store error), each command is re-run in a
@@ -38,6 +36,7 @@ type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
  */
 export class GroupCommitter {
   private readonly lanes: Lane[];
+  private readonly executor: BatchExecutor;
   readonly stats = { batches: 0, commands: 0, splits: 0, retries: 0 };
 
   constructor(
@@ -46,7 +45,8 @@ export class GroupCommitter {
     readonly opts: GroupCommitOptions,
   ) {
     const n = Math.max(1, Math.floor(opts.lanes));
-    this.lanes = Array.from({ length: n }, () => new Lane(store, clock, opts, this.stats));
+    this.executor = opts.executor ?? new StoreExecutor(store);
+    this.lanes = Array.from({ length: n }, () => new Lane(this.executor, clock, opts, this.stats));
   }
 
   submit(cmd: Command): Promise<unknown> {
@@ -61,6 +61,7 @@ export class GroupCommitter {
 
   async close(): Promise<void> {
     await Promise.all(this.lanes.map((l) => l.close()));
+    await this.executor.close();
   }
 }
 
@@ -111,7 +112,7 @@ class Lane {
   private idleWaiters: (() => void)[] = [];
 
   constructor(
-    private readonly store: Store,
+    private readonly executor: BatchExecutor,
     private readonly clock: Clock,
     private readonly opts: GroupCommitOptions,
     /** Counters shared by all lanes, for metrics and benchmarks. */
@@ -193,23 +194,14 @@ class Lane {
   }
 
   private async execute(cmds: Command[]): Promise<Outcome[]> {
-    const now = this.clock.now();
-    let written: ChangeSet | null = null;
-    const outcomes = await this.store.runBatch(keysOf(cmds), now, (snap) => {
-      const w = new Working(snap);
-      const outcomes: Outcome[] = cmds.map((cmd) => {
-        try {
-          return { ok: true, value: applyCommand(w, cmd, now) };
-        } catch (error) {
-          // A domain refusal changed nothing; anything else may have left the batch half-applied.
-          if (isTallyError(error)) return { ok: false, error };
-          throw error;
-        }
-      });
-      written = w.changes();
-      return { changes: written, result: outcomes };
-    });
-    if (written && this.opts.onCommit) notify(this.opts.onCommit, written);
+    const { outcomes, info } = await this.executor.execute(cmds, this.clock.now());
+    if (info && this.opts.onCommit) {
+      try {
+        this.opts.onCommit(info);
+      } catch {
+        // A listener's failure must never fail a commit that already happened.
+      }
+    }
     return outcomes;
   }
 
@@ -238,17 +230,4 @@ function isTransient(err: unknown): boolean {
     code === "SQLITE_CONSTRAINT_UNIQUE" ||
     code === "SQLITE_CONSTRAINT_PRIMARYKEY"
   );
-}
-
-function notify(listener: (info: CommitInfo) => void, c: ChangeSet): void {
-  const accounts = new Set<string>();
-  for (const p of c.postings) accounts.add(p.account_id);
-  for (const a of c.accounts.inserted) accounts.add(a.id);
-  for (const a of c.accounts.updated) accounts.add(a.id);
-  if (accounts.size === 0 && c.events.length === 0) return;
-  try {
-    listener({ account_ids: [...accounts], events: c.events });
-  } catch {
-    // A listener's failure must never fail a commit that already happened.
-  }
 }

@@ -1,0 +1,85 @@
+import { Worker } from "node:worker_threads";
+import type { BatchExecutor, BatchOutcome } from "./execute-batch.ts";
+import type { Command } from "./types.ts";
+import { fromWire, type FromWriter, type ToWriter } from "./writer-wire.ts";
+
+interface Waiting {
+  resolve: (o: BatchOutcome) => void;
+  reject: (e: unknown) => void;
+}
+
+/** How long close() waits for the writer to finish and close its connection before terminating it. */
+const CLOSE_TIMEOUT_MS = 10_000;
+
+/**
+ * Runs ledger batches on a SQLite writer thread (src/ledger/writer-worker.ts) with its own connection to
+ * the same file. better-sqlite3 is synchronous: inline, every commit's fsync would stop the event loop.
+ * The thread starts with the first batch and holds the process open only while batches are in flight.
+ */
+export class ThreadExecutor implements BatchExecutor {
+  private worker: Worker | null = null;
+  private nextId = 1;
+  private readonly waiting = new Map<number, Waiting>();
+
+  constructor(private readonly path: string) {}
+
+  execute(cmds: Command[], now: number): Promise<BatchOutcome> {
+    const worker = this.worker ?? this.start();
+    const id = this.nextId++;
+    return new Promise<BatchOutcome>((resolve, reject) => {
+      if (this.waiting.size === 0) worker.ref();
+      this.waiting.set(id, { resolve, reject });
+      const msg: ToWriter = { type: "batch", id, cmds, now };
+      worker.postMessage(msg);
+    });
+  }
+
+  private start(): Worker {
+    const worker = new Worker(new URL("./writer-bootstrap.js", import.meta.url), {
+      workerData: { path: this.path },
+    });
+    worker.unref();
+    worker.on("message", (m: FromWriter) => this.onMessage(m));
+    worker.on("error", (err) => this.failAll(err));
+    worker.on("exit", (code) => {
+      if (this.worker === worker) this.worker = null;
+      this.failAll(new Error(`the SQLite writer thread exited (code ${code})`));
+    });
+    this.worker = worker;
+    return worker;
+  }
+
+  private onMessage(m: FromWriter): void {
+    if (m.type === "closed") return;
+    const w = this.waiting.get(m.id);
+    if (!w) return;
+    this.waiting.delete(m.id);
+    if (this.waiting.size === 0) this.worker?.unref();
+    if (m.type === "failed") return w.reject(fromWire(m.error));
+    w.resolve({
+      outcomes: m.outcomes.map((o) => (o.ok ? o : { ok: false, error: fromWire(o.error) })),
+      info: m.info,
+    });
+  }
+
+  /** The thread failed or exited: whatever it had not answered may or may not have committed. */
+  private failAll(err: unknown): void {
+    const pending = [...this.waiting.values()];
+    this.waiting.clear();
+    for (const w of pending) w.reject(err);
+  }
+
+  /** Called once nothing is in flight (the committer drains first): closes the thread's connection. */
+  async close(): Promise<void> {
+    const worker = this.worker;
+    if (!worker) return;
+    this.worker = null;
+    worker.ref();
+    const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+    const msg: ToWriter = { type: "close" };
+    worker.postMessage(msg);
+    const timer = setTimeout(() => void worker.terminate(), CLOSE_TIMEOUT_MS);
+    await exited;
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,42 @@
+import { TallyError, isTallyError, type ErrorCode, type ErrorDetails } from "../domain/errors.ts";
+import type { CommitInfo } from "../events/types.ts";
+import type { Command } from "./types.ts";
+
+/**
+ * Messages between the engine and its SQLite writer thread. Values cross by structured clone (bigints
+ * included); errors are sent as plain data and rebuilt, since a clone would lose their class and code.
+ */
+export type ToWriter = { type: "batch"; id: number; cmds: Command[]; now: number } | { type: "close" };
+
+export type FromWriter =
+  | { type: "done"; id: number; outcomes: WireOutcome[]; info: CommitInfo | null }
+  | { type: "failed"; id: number; error: WireError }
+  | { type: "closed" };
+
+export type WireOutcome = { ok: true; value: unknown } | { ok: false; error: WireError };
+
+export type WireError =
+  | { tally: true; code: ErrorCode; message: string; details: ErrorDetails }
+  | { tally: false; name: string; message: string; code?: string; stack?: string };
+
+export function toWire(err: unknown): WireError {
+  if (isTallyError(err)) return { tally: true, code: err.code, message: err.message, details: err.details };
+  const e = err instanceof Error ? err : new Error(String(err));
+  const code = (e as { code?: unknown }).code;
+  return {
+    tally: false,
+    name: e.name,
+    message: e.message,
+    ...(typeof code === "string" ? { code } : {}),
+    ...(e.stack !== undefined ? { stack: e.stack } : {}),
+  };
+}
+
+export function fromWire(w: WireError): Error {
+  if (w.tally) return new TallyError(w.code, w.message, w.details);
+  const e = new Error(w.message) as Error & { code?: string };
+  e.name = w.name;
+  if (w.code !== undefined) e.code = w.code;
+  if (w.stack !== undefined) e.stack = w.stack;
+  return e;
+}

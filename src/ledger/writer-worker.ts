@@ -1,0 +1,42 @@
+/**
+ * The SQLite writer thread: runs the engine's ledger transactions on a connection of its own, so the
+ * main thread keeps serving requests while a commit waits for its fsync. Batches arrive one at a time
+ * per lane; the main thread does the grouping.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { SqliteStore } from "../store/sqlite/store.ts";
+import { executeBatch } from "./execute-batch.ts";
+import { toWire, type FromWriter, type ToWriter, type WireOutcome } from "./writer-wire.ts";
+
+const port = parentPort;
+if (!port) throw new Error("writer-worker runs only as a worker thread");
+const store = new SqliteStore((workerData as { path: string }).path);
+
+// Batches are run strictly one after another, in arrival order.
+let chain: Promise<void> = Promise.resolve();
+
+port.on("message", (msg: ToWriter) => {
+  chain = chain.then(() => handle(msg));
+});
+
+async function handle(msg: ToWriter): Promise<void> {
+  if (msg.type === "close") {
+    await store.close();
+    post({ type: "closed" });
+    port!.close();
+    return;
+  }
+  try {
+    const { outcomes, info } = await executeBatch(store, msg.cmds, msg.now);
+    const wire: WireOutcome[] = outcomes.map((o) =>
+      o.ok ? { ok: true, value: o.value } : { ok: false, error: toWire(o.error) },
+    );
+    post({ type: "done", id: msg.id, outcomes: wire, info });
+  } catch (err) {
+    post({ type: "failed", id: msg.id, error: toWire(err) });
+  }
+}
+
+function post(m: FromWriter): void {
+  port!.postMessage(m);
+}
