@@ -176,7 +176,9 @@ export function renderHttpResults(run: HttpBenchRun): string {
     const x = find(s, "POST /v1/usage", (y) => y.rate === undefined);
     if (!x || !s.hello) return "not measured";
     const r = x.requestsPerSecond / s.hello.requestsPerSecond;
-    return `${r >= HTTP_TARGETS.singleVsHello ? "yes" : "no"}: ${fmtPct(r)} (${fmtInt(x.requestsPerSecond)} of ${fmtInt(s.hello.requestsPerSecond)} req/s)`;
+    const f = find(s, "GET /");
+    const vsFastify = f ? `; ${fmtPct(x.requestsPerSecond / f.requestsPerSecond)} of bare Fastify's` : "";
+    return `${r >= HTTP_TARGETS.singleVsHello ? "yes" : "no"}: ${fmtPct(r)} (${fmtInt(x.requestsPerSecond)} of ${fmtInt(s.hello.requestsPerSecond)} req/s${vsFastify})`;
   });
   row("p99 ≤ 10 ms at half of the maximum rate", (s) => {
     const p = find(s, "POST /v1/usage", (y) => y.paced === true);

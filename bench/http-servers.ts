@@ -101,6 +101,27 @@ http
 process.on("SIGTERM", () => process.exit(0));
 `;
 
+/** The framework's own ceiling: Fastify with one route answering the same small JSON body, nothing else. */
+const FASTIFY_HELLO = `
+import Fastify from "fastify";
+const app = Fastify({ logger: false });
+app.get("/", async () => ({ hello: "world" }));
+await app.listen({ port: Number(process.env.PORT), host: "127.0.0.1" });
+process.on("SIGTERM", () => process.exit(0));
+`;
+
+export async function startFastifyHello(): Promise<ServerProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ["--input-type=module", "-e", FASTIFY_HELLO], {
+    cwd: ROOT,
+    env: { ...process.env, PORT: String(port) },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const p = track("Fastify hello-world", child, `http://127.0.0.1:${port}`);
+  await waitReady(p, "/");
+  return p;
+}
+
 /** The baseline: a bare node:http server answering every request with a small JSON body. */
 export async function startHello(): Promise<ServerProcess> {
   const port = await freePort();

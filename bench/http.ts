@@ -8,7 +8,7 @@
  *   npm run bench:http -- --only sqlite       # one store (sqlite | postgres)
  *   npm run bench:http -- --no-doc            # print the results, leave docs/performance.md alone
  *   npm run bench:http -- --seconds 10 --connections 100 --batch-connections 2
- *   npm run bench:http -- --steps usage,batch    # some of: usage, half, paced, balance, batch
+ *   npm run bench:http -- --steps usage,batch    # some of: fastify, estimate, usage, half, paced, balance, batch
  *   npm run bench:http -- --only sqlite --no-doc --cpu-prof /tmp/prof   # V8 profile of the Tally server; then
  *   npx tsx bench/cpuprofile-summary.ts /tmp/prof/<the largest file>.cpuprofile
  *
@@ -26,7 +26,14 @@ import {
   type Measured,
   type StoreHttpRun,
 } from "./http-report.ts";
-import { ADMIN_KEY, startHello, startTally, stopAll, type ServerProcess } from "./http-servers.ts";
+import {
+  ADMIN_KEY,
+  startFastifyHello,
+  startHello,
+  startTally,
+  stopAll,
+  type ServerProcess,
+} from "./http-servers.ts";
 import { paced } from "./http-paced.ts";
 import { describeMachine } from "./machine.ts";
 import type { StoreName } from "./report.ts";
@@ -42,7 +49,7 @@ const { values: args } = parseArgs({
     connections: { type: "string", default: "100" },
     "batch-connections": { type: "string" },
     "cpu-prof": { type: "string" },
-    steps: { type: "string", default: "usage,half,paced,balance,batch" },
+    steps: { type: "string", default: "fastify,estimate,usage,half,paced,balance,batch" },
   },
 });
 
@@ -146,6 +153,19 @@ async function measureHello(): Promise<Measured> {
   }
 }
 
+/** Bare Fastify, same generator: what the framework alone costs over node:http on this machine. */
+async function measureFastifyHello(): Promise<Measured> {
+  const hello = await startFastifyHello();
+  try {
+    await cannon("warm-up", { url: hello.base, connections: CONNECTIONS, duration: WARMUP_SECONDS });
+    log(`Fastify hello-world GET /, ${CONNECTIONS} connections, ${SECONDS} s…`);
+    const r = await cannon("fastify", { url: hello.base, connections: CONNECTIONS, duration: SECONDS });
+    return measured("Fastify hello-world (the framework alone)", "GET /", r);
+  } finally {
+    await hello.stop();
+  }
+}
+
 /** Group commits so far, from the server's Prometheus metrics. */
 async function commitBatches(server: ServerProcess): Promise<number> {
   const text = await (await fetch(`${server.base}/metrics`)).text();
@@ -200,6 +220,13 @@ async function benchStore(store: StoreName): Promise<StoreHttpRun> {
   }
 
   run.hello = await measureHello();
+  if (STEPS.has("fastify")) {
+    try {
+      run.measurements.push(await measureFastifyHello());
+    } catch (err) {
+      run.measurements.push({ label: "Fastify hello-world", error: errorText(err) });
+    }
+  }
 
   log(`${store}: starting tally serve…`);
   const server = await startTally(`tally serve (${store})`, url, {
@@ -250,6 +277,19 @@ async function benchStore(store: StoreName): Promise<StoreHttpRun> {
       connections: CONNECTIONS,
       duration: WARMUP_SECONDS,
       requests: [usageRequest],
+    });
+
+    // (0) the same event priced but not recorded: auth, validation, pricing and the answer, no database.
+    await step("estimate", "POST /v1/estimate", async () => {
+      log(`${store}: POST /v1/estimate, ${CONNECTIONS} connections, ${SECONDS} s…`);
+      const body = JSON.stringify({ service: SERVICE, quantity: 1 });
+      const r = await cannon("estimate", {
+        url: server.base,
+        connections: CONNECTIONS,
+        duration: SECONDS,
+        requests: [{ method: "POST", path: "/v1/estimate", headers: JSON_AUTH, body }],
+      });
+      return measured("the same event priced, nothing recorded", "POST /v1/estimate", r);
     });
 
     // (a) single-event durable usage, as fast as it goes.
