@@ -19,9 +19,16 @@ export interface ServeOptions {
   billingIntervalMs?: number;
 }
 
+/** TALLY_SQLITE_WRITER: `thread` (default) or `inline`; anything else is a configuration error. */
+function sqliteWriterSetting(value: string | undefined): "thread" | "inline" {
+  if (value === undefined || value === "" || value === "thread") return "thread";
+  if (value === "inline") return "inline";
+  throw new Error(`TALLY_SQLITE_WRITER must be thread or inline, not ${JSON.stringify(value)}`);
+}
+
 export async function serve(opts: ServeOptions): Promise<FastifyInstance> {
   const store = await openStore(opts.databaseUrl);
-  const engine = new Engine(store);
+  const engine = new Engine(store, { sqliteWriter: sqliteWriterSetting(process.env.TALLY_SQLITE_WRITER) });
   const { auth, printed } = await OperatorAuth.setup(store, process.env.TALLY_ADMIN_KEY);
   const subscriptions = new Subscriptions(engine);
   const events = createEventServices(engine);
