@@ -52,7 +52,8 @@ export async function runEngineScenario(
   sc: EngineScenario,
 ): Promise<EngineResult> {
   const store = await openStore(url);
-  const engine = new Engine(store);
+  // Inline: the phase timings wrap this store object, which a writer thread would not use.
+  const engine = new Engine(store, { sqliteWriter: "inline" });
   try {
     // Setup: accounts with one large grant each, through the engine itself.
     const accounts = Array.from({ length: sc.accounts }, (_, i) => `acct-${String(i).padStart(6, "0")}`);
