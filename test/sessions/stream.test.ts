@@ -89,8 +89,9 @@ describeEachStore("live streams", (kind) => {
       // Changes by another process (here: another engine on the same database, whose commits this
       // server's engine does not hear about) arrive through the poll, also within a second.
       const elsewhere = new Engine(t.store, { clock: t.clock });
-      const before2 = Date.now();
+      // Timed from the commit: the other engine's first command also starts its SQLite writer thread.
       await elsewhere.debit({ id: `u2-${acct}`, account_id: acct, amount: 500_000n, service: "ai_voice" });
+      const before2 = Date.now();
       const polled = await s.next((e) => e.event === "balance" && e.data.available === "6");
       expect(polled.at - before2).toBeLessThan(1000);
       await elsewhere.publish([
