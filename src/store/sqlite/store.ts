@@ -147,10 +147,12 @@ export class SqliteStore implements Store {
       const u = this.s("SELECT * FROM usages WHERE id = ?").get(refund.usage_id);
       if (u) addUsage(rowToUsage(u));
     }
-    for (const id of keys.usageIds) {
-      const u = this.s("SELECT * FROM usages WHERE id = ?").get(id);
-      if (u) addUsage(rowToUsage(u));
-    }
+    // Usages named by id (each debit's idempotency lookup): one statement for the batch.
+    if (keys.usageIds.size > 0)
+      for (const u of this.s("SELECT * FROM usages WHERE id IN (SELECT value FROM json_each(?))").all(
+        JSON.stringify([...keys.usageIds]),
+      ))
+        addUsage(rowToUsage(u));
     for (const id of keys.holdIds) {
       const h = this.s("SELECT * FROM holds WHERE id = ?").get(id);
       if (h) addHold(rowToHold(h));
@@ -163,24 +165,23 @@ export class SqliteStore implements Store {
       snap.grants.push(grant);
       accountIds.add(grant.account_id);
     }
-    for (const id of accountIds) {
-      const a = this.s("SELECT * FROM accounts WHERE id = ?").get(id);
-      if (!a) continue;
+    // The accounts, their live grants and due holds: three statements per batch, not three per account.
+    const ids = JSON.stringify([...accountIds]);
+    for (const a of this.s("SELECT * FROM accounts WHERE id IN (SELECT value FROM json_each(?))").all(ids))
       snap.accounts.push(rowToAccount(a));
-      for (const g of this.s(
-        "SELECT * FROM grants WHERE account_id = ? AND status = 'active' AND remaining > 0",
-      ).all(id)) {
-        const grant = rowToGrant(g);
-        if (seenGrants.has(grant.id)) continue;
-        seenGrants.add(grant.id);
-        snap.grants.push(grant);
-      }
-      for (const h of this.s(
-        "SELECT * FROM holds WHERE account_id = ? AND status = 'active' AND expires_at <= ?",
-      ).all(id, now)) {
-        addHold(rowToHold(h));
-      }
+    for (const g of this.s(
+      `SELECT * FROM grants INDEXED BY grants_live
+       WHERE account_id IN (SELECT value FROM json_each(?)) AND status = 'active' AND remaining > 0`,
+    ).all(ids)) {
+      const id = String(g.id);
+      if (seenGrants.has(id)) continue;
+      seenGrants.add(id);
+      snap.grants.push(rowToGrant(g));
     }
+    for (const h of this.s(
+      "SELECT * FROM holds WHERE account_id IN (SELECT value FROM json_each(?)) AND status = 'active' AND expires_at <= ?",
+    ).all(ids, now))
+      addHold(rowToHold(h));
     for (const id of grantIds) {
       if (seenGrants.has(id)) continue;
       const g = this.s("SELECT * FROM grants WHERE id = ?").get(id);
