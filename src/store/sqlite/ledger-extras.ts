@@ -44,19 +44,29 @@ export function loadBudgets(db: Database.Database, accountIds: Iterable<string>,
   return out;
 }
 
-export function writeExtras(db: Database.Database, c: ChangeSet): void {
+/** Writes rows with multi-row INSERTs (SqliteStore.insertMany); `push` appends one row's values. */
+export type InsertMany = <T>(
+  table: string,
+  columns: string,
+  rows: readonly T[],
+  push: (row: T, args: unknown[]) => void,
+  tail?: string,
+) => void;
+
+export function writeExtras(db: Database.Database, c: ChangeSet, insertMany: InsertMany): void {
   const spend = s(
     db,
     `INSERT INTO budget_spend (budget_id, cycle_start, spent) VALUES (?, ?, ?)
      ON CONFLICT (budget_id, cycle_start) DO UPDATE SET spent = spent + excluded.spent`,
   );
   for (const b of c.budget_charges ?? []) spend.run(b.budget_id, b.cycle_start, b.amount);
-  const hourly = s(
-    db,
-    `INSERT INTO usage_hourly (account_id, hour, service, credits, refunded, events, quantity) VALUES (?,?,?,?,?,?,?)
-     ON CONFLICT (account_id, hour, service) DO UPDATE SET credits = credits + excluded.credits,
+  // One row per (account, hour, service) of the batch, upserted 64 rows per statement.
+  insertMany(
+    "usage_hourly",
+    "account_id, hour, service, credits, refunded, events, quantity",
+    hourlyDeltas(c),
+    (d, a) => a.push(d.account_id, d.hour, d.service, d.credits, d.refunded, d.events, d.quantity),
+    ` ON CONFLICT (account_id, hour, service) DO UPDATE SET credits = credits + excluded.credits,
        refunded = refunded + excluded.refunded, events = events + excluded.events, quantity = quantity + excluded.quantity`,
   );
-  for (const d of hourlyDeltas(c))
-    hourly.run(d.account_id, d.hour, d.service, d.credits, d.refunded, d.events, d.quantity);
 }
