@@ -1,4 +1,5 @@
 import Database from "better-sqlite3";
+import { LedgerCache } from "./ledger-cache.ts";
 import { loadBudgets, writeExtras, type InsertMany } from "./ledger-extras.ts";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
@@ -53,6 +54,8 @@ export class SqliteStore implements Store {
   readonly dialect = "sqlite" as const;
   readonly db: Database.Database;
   private readonly stmts = new Map<string, Stmt>();
+  /** Accounts and live grants across batches (ledger-cache.ts says when it may be used). */
+  private readonly cache = new LedgerCache();
 
   constructor(readonly path: string) {
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
@@ -104,23 +107,40 @@ export class SqliteStore implements Store {
     now: number,
     apply: (snap: Snapshot) => { changes: ChangeSet; result: T },
   ): Promise<T> {
+    let written: { changes: ChangeSet; token: string } | undefined;
     const tx = this.db.transaction(() => {
       const snap = this.load(keys, now);
       const { changes, result } = apply(snap);
       this.write(changes);
+      const state = this.s("SELECT data_version AS v, total_changes() AS t FROM pragma_data_version").get()!;
+      written = { changes, token: `${state.v}:${state.t}` };
       return result;
     });
-    return tx.immediate();
+    try {
+      const result = tx.immediate();
+      this.cache.committed(written!.changes, written!.token);
+      return result;
+    } catch (err) {
+      this.cache.clear();
+      throw err;
+    }
   }
 
   private load(keys: LoadKeys, now: number): Snapshot {
     const snap: Snapshot = { accounts: [], grants: [], holds: [], usages: [], refunds: [] };
+    const state = this.s("SELECT data_version AS v, total_changes() AS t FROM pragma_data_version").get()!;
+    this.cache.begin(`${state.v}:${state.t}`);
     const accountIds = new Set(keys.accountIds);
     const grantIds = new Set<string>();
-    const seenGrants = new Set<string>();
+    const seenGrants = new Map<string, GrantRecord>();
     const seenHolds = new Set<string>();
     const seenUsages = new Set<string>();
 
+    const addGrant = (g: GrantRecord) => {
+      seenGrants.set(g.id, g);
+      snap.grants.push(g);
+      this.cache.sawGrant(g);
+    };
     const addUsage = (u: UsageRecord) => {
       if (seenUsages.has(u.id)) return;
       seenUsages.add(u.id);
@@ -161,33 +181,47 @@ export class SqliteStore implements Store {
       const g = this.s("SELECT * FROM grants WHERE id = ?").get(id);
       if (!g) continue;
       const grant = rowToGrant(g);
-      seenGrants.add(grant.id);
-      snap.grants.push(grant);
+      addGrant(grant);
       accountIds.add(grant.account_id);
     }
-    // The accounts, their live grants and due holds: three statements per batch, not three per account.
-    const ids = JSON.stringify([...accountIds]);
-    for (const a of this.s("SELECT * FROM accounts WHERE id IN (SELECT value FROM json_each(?))").all(ids))
-      snap.accounts.push(rowToAccount(a));
-    for (const g of this.s(
-      `SELECT * FROM grants INDEXED BY grants_live
-       WHERE account_id IN (SELECT value FROM json_each(?)) AND status = 'active' AND remaining > 0`,
-    ).all(ids)) {
-      const id = String(g.id);
-      if (seenGrants.has(id)) continue;
-      seenGrants.add(id);
-      snap.grants.push(rowToGrant(g));
+    // The accounts and their live grants: from the cache, else one statement each for all the others.
+    const missing: string[] = [];
+    for (const id of accountIds) {
+      const a = this.cache.account(id);
+      if (!a) {
+        missing.push(id);
+        continue;
+      }
+      snap.accounts.push(a);
+      for (const g of this.cache.liveGrants(id)!) if (!seenGrants.has(g.id)) addGrant(g);
+    }
+    if (missing.length > 0) {
+      const ids = JSON.stringify(missing);
+      for (const r of this.s("SELECT * FROM accounts WHERE id IN (SELECT value FROM json_each(?))").all(
+        ids,
+      )) {
+        const a = rowToAccount(r);
+        snap.accounts.push(a);
+        this.cache.putAccount(a);
+      }
+      for (const g of this.s(
+        `SELECT * FROM grants INDEXED BY grants_live
+         WHERE account_id IN (SELECT value FROM json_each(?)) AND status = 'active' AND remaining > 0`,
+      ).all(ids)) {
+        const seen = seenGrants.get(String(g.id));
+        // Loaded by id before its account was cached: now it joins the account's live set too.
+        if (seen) this.cache.sawGrant(seen);
+        else addGrant(rowToGrant(g));
+      }
     }
     for (const h of this.s(
       "SELECT * FROM holds WHERE account_id IN (SELECT value FROM json_each(?)) AND status = 'active' AND expires_at <= ?",
-    ).all(ids, now))
+    ).all(JSON.stringify([...accountIds]), now))
       addHold(rowToHold(h));
     for (const id of grantIds) {
       if (seenGrants.has(id)) continue;
       const g = this.s("SELECT * FROM grants WHERE id = ?").get(id);
-      if (!g) continue;
-      seenGrants.add(id);
-      snap.grants.push(rowToGrant(g));
+      if (g) addGrant(rowToGrant(g));
     }
     snap.budgets = loadBudgets(this.db, accountIds, now);
     return snap;
