@@ -1,14 +1,26 @@
 import type { Metadata, Part, UsagePart } from "../ledger/types.ts";
 
-/** Parts are stored as JSON text with amounts as strings, identically on both stores. */
+/**
+ * Parts are stored as JSON text with amounts as strings, identically on both stores. Built by hand (it runs
+ * for every usage and hold written): the same text as `JSON.stringify` of `[[grant_id, kind, "amount"
+ * (, "refunded")], …]`, with the two strings still escaped by `JSON.stringify`.
+ */
 export function encodeParts(parts: readonly (Part | UsagePart)[]): string {
-  return JSON.stringify(
-    parts.map((p) =>
-      "refunded" in p
-        ? [p.grant_id, p.kind, p.amount.toString(), p.refunded.toString()]
-        : [p.grant_id, p.kind, p.amount.toString()],
-    ),
-  );
+  let out = "[";
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i]!;
+    if (i > 0) out += ",";
+    out += `[${JSON.stringify(p.grant_id)},${JSON.stringify(p.kind)},"${p.amount}"`;
+    out += "refunded" in p ? `,"${p.refunded}"]` : "]";
+  }
+  return out + "]";
+}
+
+/** Metadata as stored: `{}` without a trip through `JSON.stringify` for the common empty object. */
+export function encodeMetadata(m: Metadata): string {
+  if (m === null || typeof m !== "object" || Array.isArray(m)) return JSON.stringify(m);
+  for (const key in m) if (Object.hasOwn(m, key)) return JSON.stringify(m);
+  return "{}";
 }
 
 export function decodeParts(text: string): Part[] {

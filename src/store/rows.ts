@@ -112,6 +112,8 @@ export function rowToEntry(r: Row): JournalEntry {
 
 /** " subscription purchase overage " — the kinds a usage drew from, for the credit_source filter. */
 export function usageSources(u: UsageRecord): string {
+  // The common case, one part and no overage, without building a set.
+  if (u.parts.length === 1 && u.overage <= 0n) return ` ${u.parts[0]!.kind} `;
   const kinds = new Set<string>(u.parts.map((p) => p.kind));
   if (u.overage > 0n) kinds.add("overage");
   return ` ${[...kinds].join(" ")} `;
