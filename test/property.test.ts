@@ -464,7 +464,12 @@ let runCounter = 0;
 class Run {
   readonly prefix = `p${process.pid}r${++runCounter}`;
   readonly clock = new ManualClock(T0);
-  readonly engine: Engine;
+  /**
+   * Two engines on the same database, taking turns step by step: on SQLite each has its own writer thread
+   * and connection, so every step checks that one engine's cached state never hides the other's commits.
+   */
+  readonly engines: [Engine, Engine];
+  private turn = 0;
   readonly model = Model.empty(T0);
   readonly accounts: string[] = [];
   readonly log: string[] = [];
@@ -482,7 +487,23 @@ class Run {
     // One lane: the model applies commands sent together in the order they were sent. With several lanes
     // (the PostgreSQL default) commands routed by different keys (a void by grant id, a debit by account)
     // may commit in either order; that is not promised (docs/concepts.md) and races are tested elsewhere.
-    this.engine = new Engine(store, { clock: this.clock, groupCommit: { lanes: 1 } });
+    const engine = () => new Engine(store, { clock: this.clock, groupCommit: { lanes: 1 } });
+    this.engines = [engine(), engine()];
+  }
+
+  /** The engine of the current step. */
+  get engine(): Engine {
+    return this.engines[this.turn % 2]!;
+  }
+
+  /** The next step goes through the other engine. */
+  switchEngine(): void {
+    this.turn++;
+  }
+
+  /** Stops both engines' committers (and writer threads); the shared store stays open. */
+  async close(): Promise<void> {
+    for (const e of this.engines) await e.committer.close();
   }
 
   /**
@@ -1055,14 +1076,19 @@ async function runScenario(store: Store, sc: Scenario): Promise<void> {
     if (p) await run.exec(p);
   }
   run.snapshot();
-  for (const [i, op] of sc.ops.entries()) {
-    await run.step(op);
-    run.snapshot();
-    await run.checkBalances();
-    await run.checkOtherInstants(i);
-    await run.checkAudit();
+  try {
+    for (const [i, op] of sc.ops.entries()) {
+      run.switchEngine();
+      await run.step(op);
+      run.snapshot();
+      await run.checkBalances();
+      await run.checkOtherInstants(i);
+      await run.checkAudit();
+    }
+    await run.finish();
+  } finally {
+    await run.close();
   }
-  await run.finish();
 }
 
 // ---------------------------------------------------------------------------------------------------
