@@ -34,20 +34,36 @@ export class OperatorAuth {
     return { auth: new OperatorAuth(Buffer.from(inForce, "hex")), printed: inForce === mine ? key : null };
   }
 
+  /**
+   * Verdicts per request: the rate limiter and the /v1 auth hook both ask, and the key is hashed once.
+   * Only for the request's lifetime (nothing is cached across requests, so nothing outlives a key).
+   */
+  private readonly verdicts = new WeakMap<FastifyRequest, boolean>();
+
   verify(token: string): boolean {
     const h = sha256(token);
     return h.length === this.hash.length && timingSafeEqual(h, this.hash);
   }
 
+  /** Whether the request carries the operator key as its bearer token (hashed once per request). */
+  verifies(req: FastifyRequest): boolean {
+    let ok = this.verdicts.get(req);
+    if (ok === undefined) {
+      const token = bearer(req);
+      ok = token !== null && this.verify(token);
+      this.verdicts.set(req, ok);
+    }
+    return ok;
+  }
+
   /** Fastify preHandler: a valid `Authorization: Bearer <operator key>` or 401. */
   check(req: FastifyRequest): void {
-    const token = bearer(req);
-    if (!token)
+    if (this.verifies(req)) return;
+    if (!bearer(req))
       throw new TallyError("unauthorized", "missing Authorization: Bearer <operator key>", {
         field: "authorization",
       });
-    if (!this.verify(token))
-      throw new TallyError("unauthorized", "the operator key is not valid", { field: "authorization" });
+    throw new TallyError("unauthorized", "the operator key is not valid", { field: "authorization" });
   }
 }
 

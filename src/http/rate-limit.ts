@@ -12,7 +12,7 @@ import {
 import { TallyError } from "../domain/errors.ts";
 import type { Store } from "../store/types.ts";
 import { billingStoreFor } from "../store/billing-store.ts";
-import { bearer, type OperatorAuth } from "./auth.ts";
+import type { OperatorAuth } from "./auth.ts";
 import type { CustomerAuth, CustomerPrincipal } from "./customer-auth.ts";
 
 /**
@@ -319,8 +319,7 @@ async function rateLimitPlugin(app: FastifyInstance, opts: RateLimitOptions): Pr
   // ---------- who is asking ----------
   const identify = async (req: FastifyRequest, path: string): Promise<{ policy: Policy; key: string }> => {
     if (path === "/v1" || path.startsWith("/v1/")) {
-      const token = bearer(req);
-      if (token !== null && operator.verify(token)) return { policy: operatorPolicy, key: "operator" };
+      if (operator.verifies(req)) return { policy: operatorPolicy, key: "operator" };
     } else if (path.startsWith("/api/v1/") && req.headers.authorization !== undefined) {
       let principal: CustomerPrincipal | null = null;
       try {

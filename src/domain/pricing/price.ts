@@ -243,49 +243,63 @@ function matches(m: Modifier, metadata: Record<string, unknown>): boolean {
  * the event's single rounding) as credits with up to 12 decimals, rounded up at the last place.
  */
 export function pricedToJSON(p: PricedEvent | PricedUsage): Record<string, unknown> {
-  const head = "service" in p ? { service: p.service, version: p.version } : {};
-  return {
-    ...head,
-    cost: formatCredits(p.cost),
-    breakdown: p.breakdown.map((line) => {
-      switch (line.kind) {
-        case "usage":
-          return {
-            kind: line.kind,
-            dimension: line.dimension,
-            unit: line.unit,
-            quantity: formatScaled(line.quantity),
-            billed_quantity: formatScaled(line.billed_quantity),
-            price: formatCredits(line.price),
-            per: formatScaled(line.per),
-            modifiers: line.modifiers.map(modifierSummary),
-            multiplier: formatRatioCredits({
-              num: line.multiplier.num * 1_000_000n,
-              den: line.multiplier.den,
-            }),
-            amount: formatRatioCredits(line.amount),
-          };
-        case "modifier":
-          return {
-            kind: line.kind,
-            modifier: modifierSummary(line.modifier),
-            amount: formatCredits(line.amount),
-          };
-        case "fee":
-          return { kind: line.kind, amount: formatCredits(line.amount) };
-      }
-    }),
-  };
+  // Built field by field (no spreads, no callbacks): a batch answer holds one per event.
+  const out: Record<string, unknown> = {};
+  if ("service" in p) {
+    out.service = p.service;
+    out.version = p.version;
+  }
+  out.cost = formatCredits(p.cost);
+  const lines = p.breakdown;
+  const breakdown = new Array<Record<string, unknown>>(lines.length);
+  for (let i = 0; i < lines.length; i++) breakdown[i] = lineToJSON(lines[i]!);
+  out.breakdown = breakdown;
+  return out;
+}
+
+function lineToJSON(line: BreakdownLine): Record<string, unknown> {
+  switch (line.kind) {
+    case "usage": {
+      const modifiers = new Array<Record<string, unknown>>(line.modifiers.length);
+      for (let i = 0; i < modifiers.length; i++) modifiers[i] = modifierSummary(line.modifiers[i]!);
+      const m = line.multiplier;
+      return {
+        kind: line.kind,
+        dimension: line.dimension,
+        unit: line.unit,
+        quantity: formatScaled(line.quantity),
+        billed_quantity: formatScaled(line.billed_quantity),
+        price: formatCredits(line.price),
+        per: formatScaled(line.per),
+        modifiers,
+        multiplier: m === ONE ? "1" : formatRatioCredits({ num: m.num * 1_000_000n, den: m.den }),
+        amount: formatRatioCredits(line.amount),
+      };
+    }
+    case "modifier":
+      return {
+        kind: line.kind,
+        modifier: modifierSummary(line.modifier),
+        amount: formatCredits(line.amount),
+      };
+    case "fee":
+      return { kind: line.kind, amount: formatCredits(line.amount) };
+  }
 }
 
 function modifierSummary(m: Modifier): Record<string, unknown> {
-  const base = { key: m.key, value: m.value, effect: m.effect };
   switch (m.effect) {
     case "multiply":
-      return { ...base, factor: formatScaled(m.factor) };
+      return { key: m.key, value: m.value, effect: m.effect, factor: formatScaled(m.factor) };
     case "add_per_unit":
-      return { ...base, price: formatCredits(m.price), per: formatScaled(m.per) };
+      return {
+        key: m.key,
+        value: m.value,
+        effect: m.effect,
+        price: formatCredits(m.price),
+        per: formatScaled(m.per),
+      };
     case "add_flat":
-      return { ...base, amount: formatCredits(m.amount) };
+      return { key: m.key, value: m.value, effect: m.effect, amount: formatCredits(m.amount) };
   }
 }
