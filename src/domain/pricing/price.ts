@@ -102,7 +102,8 @@ export function priceEvent(rate: ServiceRate, usage: UsageQuantities): PricedEve
   const breakdown: BreakdownLine[] = [];
   let totNum = 0n;
   let totDen = 1n;
-  rate.dimensions.forEach((d, i) => {
+  for (let i = 0; i < rate.dimensions.length; i++) {
+    const d = rate.dimensions[i]!;
     const quantity = quantities[i]!;
     const billed = billedQuantity(d, quantity);
     let unitNum = d.price;
@@ -139,7 +140,7 @@ export function priceEvent(rate: ServiceRate, usage: UsageQuantities): PricedEve
       multiplier: mulDen === 1n ? ONE : ratio(mulNum, mulDen),
       amount,
     });
-  });
+  }
   let fixed = 0n;
   for (const m of matched) {
     if (m.effect !== "add_flat") continue;
@@ -174,7 +175,6 @@ export function billedQuantity(d: Pick<DimensionRate, "increment" | "minimum">, 
 function readQuantities(rate: ServiceRate, usage: UsageQuantities): bigint[] {
   const hasOne = usage.quantity != null;
   const hasMany = usage.quantities != null;
-  const names = (): string => rate.dimensions.map((d) => d.name).join(", ");
   switch (rate.input) {
     case "quantity": {
       const unit = rate.dimensions[0]!.unit;
@@ -190,12 +190,13 @@ function readQuantities(rate: ServiceRate, usage: UsageQuantities): bigint[] {
       if (hasOne)
         throw TallyError.validation(
           "quantity",
-          `is not accepted: this service has dimensions (${names()}); give quantities`,
+          `is not accepted: this service has dimensions (${dimensionNames(rate)}); give quantities`,
         );
-      if (!hasMany) throw TallyError.validation("quantities", `is required: an object of ${names()}`);
+      if (!hasMany)
+        throw TallyError.validation("quantities", `is required: an object of ${dimensionNames(rate)}`);
       const given = usage.quantities;
       if (typeof given !== "object" || Array.isArray(given))
-        throw TallyError.validation("quantities", `must be an object of ${names()}`);
+        throw TallyError.validation("quantities", `must be an object of ${dimensionNames(rate)}`);
       const out = rate.dimensions.map(() => 0n);
       let seen = 0;
       for (const [key, value] of Object.entries(given as Record<string, unknown>)) {
@@ -204,14 +205,18 @@ function readQuantities(rate: ServiceRate, usage: UsageQuantities): bigint[] {
           if (key.length > PRICING_LIMITS.MAX_NAME_LENGTH)
             throw TallyError.validation(
               "quantities",
-              `has an unknown dimension (this service has ${names()})`,
+              `has an unknown dimension (this service has ${dimensionNames(rate)})`,
             );
-          throw TallyError.validation(`quantities.${key}`, `is not a dimension of this service (${names()})`);
+          throw TallyError.validation(
+            `quantities.${key}`,
+            `is not a dimension of this service (${dimensionNames(rate)})`,
+          );
         }
         out[i] = parseQuantity(value, `quantities.${key}`);
         seen++;
       }
-      if (seen === 0) throw TallyError.validation("quantities", `must give at least one of ${names()}`);
+      if (seen === 0)
+        throw TallyError.validation("quantities", `must give at least one of ${dimensionNames(rate)}`);
       return out;
     }
     case "none":
@@ -222,6 +227,11 @@ function readQuantities(rate: ServiceRate, usage: UsageQuantities): bigint[] {
         );
       return [];
   }
+}
+
+/** "input_tokens, output_tokens": for messages (a module function: no closure per priced event). */
+function dimensionNames(rate: ServiceRate): string {
+  return rate.dimensions.map((d) => d.name).join(", ");
 }
 
 function readMetadata(metadata: unknown): Record<string, unknown> | undefined {

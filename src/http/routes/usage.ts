@@ -157,7 +157,8 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageDeps> = async (app, dep
     },
     async (req, reply) => {
       // Debit first; only a conflicting id costs a read (a retry after a price change is still a replay).
-      const { debit, priced } = toDebit(deps, req.body, null, await rateCards.versions());
+      const cards = rateCards.fresh() ?? (await rateCards.versions());
+      const { debit, priced } = toDebit(deps, req.body, null, cards);
       try {
         const r = await engine.debit(debit);
         reply.code(r.replay ? 200 : 201);
@@ -189,7 +190,9 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageDeps> = async (app, dep
       // One query finds the events already recorded (answered from the record, whatever the price is now).
       const recorded = new Map((await engine.store.getUsages(events.map((e) => e.id))).map((u) => [u.id, u]));
       // The versions are read once for the batch (not once per event); only new events need them.
-      const cards = events.some((e) => !recorded.has(e.id)) ? await rateCards.versions() : [];
+      const cards = events.some((e) => !recorded.has(e.id))
+        ? (rateCards.fresh() ?? (await rateCards.versions()))
+        : [];
       const prepared = events.map((e) => {
         try {
           return { ok: true as const, p: toDebit(deps, e, recorded.get(e.id) ?? null, cards) };
