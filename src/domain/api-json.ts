@@ -14,7 +14,7 @@ export function toApi(value: unknown, key = ""): unknown {
     case "bigint":
       return formatCredits(value);
     case "number":
-      return key.endsWith("_at") || key === "at" ? new Date(value).toISOString() : value;
+      return key.endsWith("_at") || key === "at" ? isoTime(value) : value;
     case "undefined":
       return null;
     case "object": {
@@ -38,4 +38,23 @@ export function toApi(value: unknown, key = ""): unknown {
     default:
       return value;
   }
+}
+
+/**
+ * The last two times formatted: a batch answer repeats the same recorded_at (and often occurred_at) a
+ * thousand times, and toISOString costs ~0.4 µs. An invalid time is never kept, so it throws as before.
+ */
+let ms0 = NaN;
+let iso0 = "";
+let ms1 = NaN;
+let iso1 = "";
+function isoTime(ms: number): string {
+  if (ms === ms0) return iso0;
+  if (ms === ms1) return iso1;
+  const iso = new Date(ms).toISOString();
+  ms1 = ms0;
+  iso1 = iso0;
+  ms0 = ms;
+  iso0 = iso;
+  return iso;
 }
