@@ -57,8 +57,32 @@ export function checkAmount(micros: bigint, field: string, opts: { allowZero?: b
 
 /** Micro-credits to a plain decimal string of credits, without trailing zeros: 1500000n → "1.5". */
 export function formatCredits(micros: bigint): string {
-  const neg = micros < 0n;
-  const abs = neg ? -micros : micros;
+  return formatMillionths(micros);
+}
+
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * An integer scaled by 10^6 as a plain decimal string without trailing zeros: 1500000n → "1.5". Below
+ * 2^53 (every amount up to ~9 billion credits) the digits come from exact double arithmetic, which costs
+ * a fraction of bigint division; larger values take the bigint path.
+ */
+export function formatMillionths(value: bigint): string {
+  const neg = value < 0n;
+  const abs = neg ? -value : value;
+  if (abs <= SAFE) {
+    const n = Number(abs);
+    let frac = n % 1e6; // exact: fmod of integers below 2^53
+    const whole = (n - frac) / 1e6; // exact: a multiple of 10^6 divided by 10^6
+    const sign = neg ? "-" : "";
+    if (frac === 0) return `${sign}${whole}`;
+    let width = 6;
+    while (frac % 10 === 0) {
+      frac /= 10;
+      width--;
+    }
+    return `${sign}${whole}.${String(frac).padStart(width, "0")}`;
+  }
   const whole = abs / MICROS_PER_CREDIT;
   const frac = (abs % MICROS_PER_CREDIT).toString().padStart(6, "0").replace(/0+$/, "");
   return `${neg ? "-" : ""}${whole}${frac ? "." + frac : ""}`;

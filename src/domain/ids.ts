@@ -30,23 +30,23 @@ export type IdPrefix =
   | "bdg"; // budget
 
 let lastTime = 0;
+let lastTimeText = encodeTime(0);
 let lastRandom: Uint8Array = new Uint8Array(10);
 
 /**
  * A prefixed, lexicographically sortable id: `grt_` + 10 chars of millisecond time + 16 chars of randomness.
- * Monotonic within a process: ids made in the same millisecond increment the random part.
+ * Monotonic within a process: ids made in the same millisecond increment the random part (so randomBytes
+ * and the time's encoding run once per millisecond, not once per id).
  */
 export function newId(prefix: IdPrefix, nowMs: number = Date.now()): string {
-  let rand: Uint8Array;
   if (nowMs <= lastTime) {
-    rand = increment(lastRandom);
-    nowMs = lastTime;
+    lastRandom = increment(lastRandom);
   } else {
-    rand = randomBytes(10);
+    lastRandom = randomBytes(10);
     lastTime = nowMs;
+    lastTimeText = encodeTime(nowMs);
   }
-  lastRandom = rand;
-  return `${prefix}_${encodeTime(nowMs)}${encodeRandom(rand)}`;
+  return `${prefix}_${lastTimeText}${encodeRandom(lastRandom)}`;
 }
 
 function encodeTime(ms: number): string {
@@ -76,14 +76,14 @@ function encodeRandom(bytes: Uint8Array): string {
   return out;
 }
 
+/** The next value of the random part, in place (it is this module's own buffer). */
 function increment(bytes: Uint8Array): Uint8Array {
-  const next = Uint8Array.from(bytes);
-  for (let i = next.length - 1; i >= 0; i--) {
-    if (next[i]! < 255) {
-      next[i]!++;
-      return next;
+  for (let i = bytes.length - 1; i >= 0; i--) {
+    if (bytes[i]! < 255) {
+      bytes[i]!++;
+      return bytes;
     }
-    next[i] = 0;
+    bytes[i] = 0;
   }
   return randomBytes(10);
 }

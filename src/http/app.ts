@@ -2,7 +2,6 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import Fastify, { type FastifyInstance } from "fastify";
-import { randomBytes } from "node:crypto";
 import client from "prom-client";
 import { registerDashboard } from "./static.ts";
 import { customerPricingRoutes } from "./routes/customer-pricing.ts";
@@ -10,6 +9,7 @@ import { TallyError } from "../domain/errors.ts";
 import type { Engine } from "../ledger/engine.ts";
 import type { OperatorAuth } from "./auth.ts";
 import { errorHandler } from "./errors.ts";
+import { newRequestId } from "./request-id.ts";
 import { idempotency } from "./idempotency.ts";
 import { accountRoutes } from "./routes/accounts.ts";
 import { holdRoutes } from "./routes/holds.ts";
@@ -84,7 +84,7 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: { level: opts.logLevel ?? process.env.LOG_LEVEL ?? "info" },
     bodyLimit: opts.bodyLimitBytes ?? 1024 * 1024,
-    genReqId: () => `req_${randomBytes(8).toString("hex")}`,
+    genReqId: newRequestId,
     // Long path parameters reach the schemas, which say which field is too long.
     routerOptions: { maxParamLength: 2048 },
     // Errors the framework raises before routing (bad URL encoding) get the same error shape.
@@ -103,8 +103,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
       reply,
     );
   });
-  app.addHook("onSend", async (req, reply) => {
+  // Hooks on every request take a callback rather than returning a promise: one microtask less each.
+  app.addHook("onSend", (req, reply, payload, done) => {
     void reply.header("x-request-id", req.id);
+    done(null, payload);
   });
 
   await app.register(swagger, {
@@ -143,8 +145,9 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
     },
   });
   void batches;
-  app.addHook("onResponse", async (req, reply) => {
+  app.addHook("onResponse", (req, reply, done) => {
     requests.inc({ route: req.routeOptions.url ?? "unknown", status: String(reply.statusCode) });
+    done();
   });
 
   app.get("/healthz", { schema: { hide: true } }, async () => ({ status: "ok" }));
@@ -170,7 +173,10 @@ export async function buildApp(opts: AppOptions): Promise<FastifyInstance> {
 
   await app.register(
     async (v1) => {
-      v1.addHook("onRequest", async (req) => operator.check(req));
+      v1.addHook("onRequest", (req, _reply, done) => {
+        operator.check(req);
+        done();
+      });
       v1.addHook("preHandler", lazyRenewal(subs));
       await v1.register(accountRoutes, { engine });
       await v1.register(holdRoutes, { engine });

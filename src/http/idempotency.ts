@@ -167,11 +167,20 @@ async function idempotencyPlugin(app: FastifyInstance, opts: IdempotencyOptions)
   const running = new Map<string, { done: Promise<void>; wake: () => void }>();
   const slot = (id: IdempotencyId) => JSON.stringify([id.caller, id.method, id.route, id.key]);
 
+  // Every request passes these hooks; most carry no header. They take callbacks so that those cost no
+  // promise: the work with a header runs in the async functions below.
   // After authentication (onRequest), before the body is validated: decide whether the header applies.
-  app.addHook("preValidation", async (req) => {
-    if (req.method !== "POST") return;
+  app.addHook("preValidation", (req, _reply, done) => {
+    if (req.method !== "POST" || req.headers[IDEMPOTENCY_HEADER] === undefined) return done();
+    try {
+      begin(req);
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  });
+  const begin = (req: FastifyRequest): void => {
     const header = req.headers[IDEMPOTENCY_HEADER];
-    if (header === undefined) return;
     const route = req.routeOptions.url;
     if (!route) return;
     const policy = req.routeOptions.config?.idempotency ?? ROUTE_POLICIES[`POST ${route}`] ?? "store";
@@ -187,12 +196,15 @@ async function idempotencyPlugin(app: FastifyInstance, opts: IdempotencyOptions)
       credential: bearerOf(req),
       scopes: principal ? [...principal.scopes].map(String).sort().join(" ") : null,
     });
-  });
+  };
 
   // After validation: a request refused before it runs leaves no record. Claim the key, replay, or wait.
-  app.addHook("preHandler", async (req, reply) => {
+  app.addHook("preHandler", (req, reply, done) => {
     const st = states.get(req);
-    if (!st) return;
+    if (!st) return done();
+    claim(req, reply, st).then(() => done(), done);
+  });
+  const claim = async (req: FastifyRequest, reply: FastifyReply, st: RequestState): Promise<void> => {
     const owner = randomBytes(12).toString("base64url");
     const deadline = Date.now() + waitTimeoutMs;
     let pause = 5;
@@ -235,7 +247,7 @@ async function idempotencyPlugin(app: FastifyInstance, opts: IdempotencyOptions)
       await waitFor(running.get(slot(st.id))?.done, Math.min(pause, left));
       pause = Math.min(pause * 2, 200);
     }
-  });
+  };
 
   const settle = async (req: FastifyRequest, st: RequestState, answer: StoredAnswer | null) => {
     st.settled = true;
@@ -255,18 +267,18 @@ async function idempotencyPlugin(app: FastifyInstance, opts: IdempotencyOptions)
   };
 
   // Before the answer leaves: keep it, so a retry that follows the answer finds it.
-  app.addHook("onSend", async (req, reply, payload) => {
+  app.addHook("onSend", (req, reply, payload, done) => {
     const st = states.get(req);
-    if (!st?.owner || st.settled) return payload;
-    await settle(req, st, answerOf(reply, payload, st, req));
-    return payload;
+    if (!st?.owner || st.settled) return done(null, payload);
+    settle(req, st, answerOf(reply, payload, st, req)).then(() => done(null, payload), done);
   });
 
   // A request that ended without onSend (a hijacked reply) frees its key. A client that goes away does
   // not: its handler still runs to the end and onSend still keeps the answer, for the client's retry.
-  app.addHook("onResponse", async (req) => {
+  app.addHook("onResponse", (req, _reply, done) => {
     const st = states.get(req);
-    if (st?.owner && !st.settled) await settle(req, st, null);
+    if (!st?.owner || st.settled) return done();
+    settle(req, st, null).then(() => done(), done);
   });
 
   if (sweepIntervalMs > 0) {

@@ -1,4 +1,4 @@
-import type { FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import type { Subscriptions } from "../billing/subscriptions.ts";
 
 /** Operator routes that read an account's credits: its subscription is renewed first if a period started. */
@@ -16,10 +16,12 @@ const ACCOUNT_READS = new Set([
  * long) does not fail the read; the scheduler retries it.
  */
 export function lazyRenewal(subs: Subscriptions) {
-  return async (req: FastifyRequest): Promise<void> => {
-    if (req.method !== "GET" || !ACCOUNT_READS.has(req.routeOptions.url ?? "")) return;
+  // A callback hook: every /v1 request passes here, and the others then cost no promise.
+  return (req: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void => {
+    if (req.method !== "GET" || !ACCOUNT_READS.has(req.routeOptions.url ?? "")) return done();
     const id = (req.params as { id?: unknown }).id;
-    if (typeof id === "string") await renewQuietly(subs, id, req);
+    if (typeof id !== "string") return done();
+    renewQuietly(subs, id, req).then(() => done(), done);
   };
 }
 

@@ -12,7 +12,7 @@ import {
 import { TallyError } from "../domain/errors.ts";
 import type { Store } from "../store/types.ts";
 import { billingStoreFor } from "../store/billing-store.ts";
-import { bearer, type OperatorAuth } from "./auth.ts";
+import type { OperatorAuth } from "./auth.ts";
 import type { CustomerAuth, CustomerPrincipal } from "./customer-auth.ts";
 
 /**
@@ -193,10 +193,8 @@ interface Policy {
 }
 
 /** The outcome of one window for one request. */
-type Outcome =
-  | { kind: "ok"; counter: Counter; res: RateLimiterRes }
-  | { kind: "over"; counter: Counter; res: RateLimiterRes }
-  | { kind: "failed"; counter: Counter; err: unknown };
+type Outcome = Counted | { kind: "failed"; counter: Counter; err: unknown };
+type Counted = { kind: "ok" | "over"; counter: Counter; res: RateLimiterRes };
 
 async function rateLimitPlugin(app: FastifyInstance, opts: RateLimitOptions): Promise<void> {
   const backend = opts.backend ?? backendFrom(process.env.TALLY_RATE_LIMIT);
@@ -317,72 +315,91 @@ async function rateLimitPlugin(app: FastifyInstance, opts: RateLimitOptions): Pr
   };
 
   // ---------- who is asking ----------
-  const identify = async (req: FastifyRequest, path: string): Promise<{ policy: Policy; key: string }> => {
-    if (path === "/v1" || path.startsWith("/v1/")) {
-      const token = bearer(req);
-      if (token !== null && operator.verify(token)) return { policy: operatorPolicy, key: "operator" };
-    } else if (path.startsWith("/api/v1/") && req.headers.authorization !== undefined) {
-      let principal: CustomerPrincipal | null = null;
-      try {
-        principal = req.customer ?? (await customerAuth.authenticate(req));
-      } catch {
-        // Not a valid credential: counted per IP below; the route answers it.
-      }
-      if (principal) {
-        req.customer = principal;
-        const tier = await tierOf(principal.account_id);
-        const subject = principal.key_id
-          ? `key:${principal.key_id}`
-          : principal.user_id
-            ? `user:${principal.user_id}`
-            : `account:${principal.account_id}`;
-        return { policy: tiers.get(tier)!, key: subject };
-      }
+  type Who = { policy: Policy; key: string };
+  const asOperator: Who = { policy: operatorPolicy, key: "operator" };
+  /** A customer credential on /api/v1: its tier and subject, or null when it is not a valid one. */
+  const identifyCustomer = async (req: FastifyRequest): Promise<Who | null> => {
+    let principal: CustomerPrincipal | null = null;
+    try {
+      principal = req.customer ?? (await customerAuth.authenticate(req));
+    } catch {
+      // Not a valid credential: counted per IP; the route answers it.
     }
-    return { policy: anonymousPolicy, key: `ip:${req.ip}` };
+    if (!principal) return null;
+    req.customer = principal;
+    const tier = await tierOf(principal.account_id);
+    const subject = principal.key_id
+      ? `key:${principal.key_id}`
+      : principal.user_id
+        ? `user:${principal.user_id}`
+        : `account:${principal.account_id}`;
+    return { policy: tiers.get(tier)!, key: subject };
+  };
+  const anonymous = (req: FastifyRequest): Who => ({ policy: anonymousPolicy, key: `ip:${req.ip}` });
+  /** Who is asking: at once for the operator key and anonymous requests (no promise to wait for). */
+  const identify = (req: FastifyRequest, path: string): Who | Promise<Who> => {
+    if (path === "/v1" || path.startsWith("/v1/")) {
+      if (operator.verifies(req)) return asOperator;
+    } else if (path.startsWith("/api/v1/") && req.headers.authorization !== undefined) {
+      return identifyCustomer(req).then((who) => who ?? anonymous(req));
+    }
+    return anonymous(req);
   };
 
-  app.addHook("onRequest", async (req: FastifyRequest, reply: FastifyReply) => {
-    const path = req.url.split("?", 1)[0]!;
-    if (EXEMPT.has(path) || path.startsWith("/docs/")) return;
-    const { policy, key } = await identify(req, path);
-    const outcomes: Outcome[] = await Promise.all(
-      policy.counters.map((counter) =>
-        counter.limiter.consume(key).then(
-          (res): Outcome => ({ kind: "ok", counter, res }),
-          (err: unknown): Outcome =>
-            err instanceof RateLimiterRes
-              ? { kind: "over", counter, res: err }
-              : { kind: "failed", counter, err },
-        ),
-      ),
+  const outcomeOf = (counter: Counter, key: string): Promise<Outcome> =>
+    counter.limiter.consume(key).then(
+      (res): Outcome => ({ kind: "ok", counter, res }),
+      (err: unknown): Outcome =>
+        err instanceof RateLimiterRes
+          ? { kind: "over", counter, res: err }
+          : { kind: "failed", counter, err },
     );
-    const failed = outcomes.filter((o) => o.kind === "failed");
-    if (failed.length > 0)
-      req.log.warn({ err: failed[0]!.err, policy: policy.name }, "rate limit: a counter failed; not counted");
-    const over = outcomes.filter((o) => o.kind === "over");
-    const ok = outcomes.filter((o) => o.kind === "ok");
-    // The window to show: the refusing one that frees up last, else the one closest to exhaustion.
-    const shown = over.length
-      ? over.reduce((a, b) => (b.res.msBeforeNext > a.res.msBeforeNext ? b : a))
-      : ok.reduce<(typeof ok)[number] | null>(
-          (a, b) =>
-            a === null ||
-            b.res.remainingPoints < a.res.remainingPoints ||
-            (b.res.remainingPoints === a.res.remainingPoints && b.res.msBeforeNext > a.res.msBeforeNext)
-              ? b
-              : a,
-          null,
-        );
-    if (!shown) return; // every counter failed: fail open rather than refuse everything
+
+  app.addHook("onRequest", async (req: FastifyRequest, reply: FastifyReply) => {
+    const url = req.url;
+    const q = url.indexOf("?");
+    const path = q < 0 ? url : url.slice(0, q);
+    if (EXEMPT.has(path) || path.startsWith("/docs/")) return;
+    const found = identify(req, path);
+    const { policy, key } = found instanceof Promise ? await found : found;
+    const counters = policy.counters;
+    const outcomes: Outcome[] =
+      counters.length === 1
+        ? [await outcomeOf(counters[0]!, key)]
+        : await Promise.all(counters.map((counter) => outcomeOf(counter, key)));
+    // One pass: the first failure (logged), whether any window refused, and the window to show — the
+    // refusing one that frees up last, else the one closest to exhaustion.
+    let failed: { err: unknown } | null = null;
+    let over: Counted | null = null;
+    let ok: Counted | null = null;
+    const served: Counter[] = [];
+    for (const o of outcomes) {
+      if (o.kind === "failed") {
+        failed ??= { err: o.err };
+      } else if (o.kind === "over") {
+        if (over === null || o.res.msBeforeNext > over.res.msBeforeNext) over = o;
+      } else {
+        served.push(o.counter);
+        if (
+          ok === null ||
+          o.res.remainingPoints < ok.res.remainingPoints ||
+          (o.res.remainingPoints === ok.res.remainingPoints && o.res.msBeforeNext > ok.res.msBeforeNext)
+        )
+          ok = o;
+      }
+    }
+    if (failed !== null)
+      req.log.warn({ err: failed.err, policy: policy.name }, "rate limit: a counter failed; not counted");
+    const shown = over ?? ok;
+    if (shown === null) return; // every counter failed: fail open rather than refuse everything
     const resetS = Math.max(0, Math.ceil(shown.res.msBeforeNext / 1000));
     void reply.header("ratelimit-limit", String(shown.counter.window.points));
-    void reply.header("ratelimit-remaining", String(over.length ? 0 : shown.res.remainingPoints));
+    void reply.header("ratelimit-remaining", String(over ? 0 : shown.res.remainingPoints));
     void reply.header("ratelimit-reset", String(resetS));
     void reply.header("ratelimit-policy", policy.header);
-    if (over.length === 0) return;
+    if (over === null) return;
     // Refused: the point goes back to the windows that had room, so unserved requests spend nothing there.
-    await Promise.all(ok.map((o) => o.counter.limiter.reward(key).catch(() => undefined)));
+    await Promise.all(served.map((c) => c.limiter.reward(key).catch(() => undefined)));
     const retryAfterS = Math.max(1, resetS);
     const w = shown.counter.window;
     throw new TallyError(

@@ -27,10 +27,18 @@ export class RateCards {
     private readonly clock: Clock,
   ) {}
 
-  async versions(): Promise<RateCard[]> {
+  /** The versions when this process's copy is fresh, without waiting (null: ask versions()). */
+  fresh(): RateCard[] | null {
     const now = this.clock.now();
     if (this.cache && now - this.cache.loaded_at < CACHE_MS && now >= this.cache.loaded_at)
       return this.cache.versions;
+    return null;
+  }
+
+  async versions(): Promise<RateCard[]> {
+    const cached = this.fresh();
+    if (cached) return cached;
+    const now = this.clock.now();
     const stored = (await this.store.listSettings(PREFIX)).map((s) => parseRateCard(JSON.parse(s.value)));
     const versions = stored.length ? stored : [DEFAULT_RATE_CARD];
     versions.sort((a, b) => a.version - b.version);

@@ -2,6 +2,7 @@
  * Exact numbers for pricing: quantities as bigint micro-units, and bigint rationals for intermediate costs.
  * Never floating point: a number given by a user is read through its shortest decimal representation.
  */
+import { formatMillionths } from "../amount.ts";
 import { TallyError } from "../errors.ts";
 
 /** Quantities (seconds, characters, tokens, ...) are held as integers of micro-units: 1 unit = 1,000,000. */
@@ -63,11 +64,7 @@ function tooLarge(field: string, max: bigint): TallyError {
 
 /** A value scaled by 10^6 as a plain decimal string without trailing zeros: 90_500_000n → "90.5". */
 export function formatScaled(value: bigint): string {
-  const neg = value < 0n;
-  const abs = neg ? -value : value;
-  const whole = abs / QTY_SCALE;
-  const frac = (abs % QTY_SCALE).toString().padStart(QTY_DECIMALS, "0").replace(/0+$/, "");
-  return `${neg ? "-" : ""}${whole}${frac ? "." + frac : ""}`;
+  return formatMillionths(value);
 }
 
 /** An exact non-negative rational number; `den` > 0. Reduced when returned by `ratio`. */
@@ -99,6 +96,8 @@ export function ceilDiv(num: bigint, den: bigint): bigint {
  * last place (display only: what is charged is the event's cost, rounded once to a micro-credit).
  */
 export function formatRatioCredits(r: Ratio): string {
+  // A whole number of micro-credits (most amounts, and every multiplier of 1) prints as plain credits.
+  if (r.den === 1n && r.num >= 0n) return formatMillionths(r.num);
   const PICO_PER_MICRO = 1_000_000n;
   const pico = ceilDiv(r.num * PICO_PER_MICRO, r.den);
   const whole = pico / 1_000_000_000_000n;

@@ -102,7 +102,8 @@ export function priceEvent(rate: ServiceRate, usage: UsageQuantities): PricedEve
   const breakdown: BreakdownLine[] = [];
   let totNum = 0n;
   let totDen = 1n;
-  rate.dimensions.forEach((d, i) => {
+  for (let i = 0; i < rate.dimensions.length; i++) {
+    const d = rate.dimensions[i]!;
     const quantity = quantities[i]!;
     const billed = billedQuantity(d, quantity);
     let unitNum = d.price;
@@ -139,7 +140,7 @@ export function priceEvent(rate: ServiceRate, usage: UsageQuantities): PricedEve
       multiplier: mulDen === 1n ? ONE : ratio(mulNum, mulDen),
       amount,
     });
-  });
+  }
   let fixed = 0n;
   for (const m of matched) {
     if (m.effect !== "add_flat") continue;
@@ -174,7 +175,6 @@ export function billedQuantity(d: Pick<DimensionRate, "increment" | "minimum">, 
 function readQuantities(rate: ServiceRate, usage: UsageQuantities): bigint[] {
   const hasOne = usage.quantity != null;
   const hasMany = usage.quantities != null;
-  const names = (): string => rate.dimensions.map((d) => d.name).join(", ");
   switch (rate.input) {
     case "quantity": {
       const unit = rate.dimensions[0]!.unit;
@@ -190,12 +190,13 @@ function readQuantities(rate: ServiceRate, usage: UsageQuantities): bigint[] {
       if (hasOne)
         throw TallyError.validation(
           "quantity",
-          `is not accepted: this service has dimensions (${names()}); give quantities`,
+          `is not accepted: this service has dimensions (${dimensionNames(rate)}); give quantities`,
         );
-      if (!hasMany) throw TallyError.validation("quantities", `is required: an object of ${names()}`);
+      if (!hasMany)
+        throw TallyError.validation("quantities", `is required: an object of ${dimensionNames(rate)}`);
       const given = usage.quantities;
       if (typeof given !== "object" || Array.isArray(given))
-        throw TallyError.validation("quantities", `must be an object of ${names()}`);
+        throw TallyError.validation("quantities", `must be an object of ${dimensionNames(rate)}`);
       const out = rate.dimensions.map(() => 0n);
       let seen = 0;
       for (const [key, value] of Object.entries(given as Record<string, unknown>)) {
@@ -204,14 +205,18 @@ function readQuantities(rate: ServiceRate, usage: UsageQuantities): bigint[] {
           if (key.length > PRICING_LIMITS.MAX_NAME_LENGTH)
             throw TallyError.validation(
               "quantities",
-              `has an unknown dimension (this service has ${names()})`,
+              `has an unknown dimension (this service has ${dimensionNames(rate)})`,
             );
-          throw TallyError.validation(`quantities.${key}`, `is not a dimension of this service (${names()})`);
+          throw TallyError.validation(
+            `quantities.${key}`,
+            `is not a dimension of this service (${dimensionNames(rate)})`,
+          );
         }
         out[i] = parseQuantity(value, `quantities.${key}`);
         seen++;
       }
-      if (seen === 0) throw TallyError.validation("quantities", `must give at least one of ${names()}`);
+      if (seen === 0)
+        throw TallyError.validation("quantities", `must give at least one of ${dimensionNames(rate)}`);
       return out;
     }
     case "none":
@@ -222,6 +227,11 @@ function readQuantities(rate: ServiceRate, usage: UsageQuantities): bigint[] {
         );
       return [];
   }
+}
+
+/** "input_tokens, output_tokens": for messages (a module function: no closure per priced event). */
+function dimensionNames(rate: ServiceRate): string {
+  return rate.dimensions.map((d) => d.name).join(", ");
 }
 
 function readMetadata(metadata: unknown): Record<string, unknown> | undefined {
@@ -243,49 +253,63 @@ function matches(m: Modifier, metadata: Record<string, unknown>): boolean {
  * the event's single rounding) as credits with up to 12 decimals, rounded up at the last place.
  */
 export function pricedToJSON(p: PricedEvent | PricedUsage): Record<string, unknown> {
-  const head = "service" in p ? { service: p.service, version: p.version } : {};
-  return {
-    ...head,
-    cost: formatCredits(p.cost),
-    breakdown: p.breakdown.map((line) => {
-      switch (line.kind) {
-        case "usage":
-          return {
-            kind: line.kind,
-            dimension: line.dimension,
-            unit: line.unit,
-            quantity: formatScaled(line.quantity),
-            billed_quantity: formatScaled(line.billed_quantity),
-            price: formatCredits(line.price),
-            per: formatScaled(line.per),
-            modifiers: line.modifiers.map(modifierSummary),
-            multiplier: formatRatioCredits({
-              num: line.multiplier.num * 1_000_000n,
-              den: line.multiplier.den,
-            }),
-            amount: formatRatioCredits(line.amount),
-          };
-        case "modifier":
-          return {
-            kind: line.kind,
-            modifier: modifierSummary(line.modifier),
-            amount: formatCredits(line.amount),
-          };
-        case "fee":
-          return { kind: line.kind, amount: formatCredits(line.amount) };
-      }
-    }),
-  };
+  // Built field by field (no spreads, no callbacks): a batch answer holds one per event.
+  const out: Record<string, unknown> = {};
+  if ("service" in p) {
+    out.service = p.service;
+    out.version = p.version;
+  }
+  out.cost = formatCredits(p.cost);
+  const lines = p.breakdown;
+  const breakdown = new Array<Record<string, unknown>>(lines.length);
+  for (let i = 0; i < lines.length; i++) breakdown[i] = lineToJSON(lines[i]!);
+  out.breakdown = breakdown;
+  return out;
+}
+
+function lineToJSON(line: BreakdownLine): Record<string, unknown> {
+  switch (line.kind) {
+    case "usage": {
+      const modifiers = new Array<Record<string, unknown>>(line.modifiers.length);
+      for (let i = 0; i < modifiers.length; i++) modifiers[i] = modifierSummary(line.modifiers[i]!);
+      const m = line.multiplier;
+      return {
+        kind: line.kind,
+        dimension: line.dimension,
+        unit: line.unit,
+        quantity: formatScaled(line.quantity),
+        billed_quantity: formatScaled(line.billed_quantity),
+        price: formatCredits(line.price),
+        per: formatScaled(line.per),
+        modifiers,
+        multiplier: m === ONE ? "1" : formatRatioCredits({ num: m.num * 1_000_000n, den: m.den }),
+        amount: formatRatioCredits(line.amount),
+      };
+    }
+    case "modifier":
+      return {
+        kind: line.kind,
+        modifier: modifierSummary(line.modifier),
+        amount: formatCredits(line.amount),
+      };
+    case "fee":
+      return { kind: line.kind, amount: formatCredits(line.amount) };
+  }
 }
 
 function modifierSummary(m: Modifier): Record<string, unknown> {
-  const base = { key: m.key, value: m.value, effect: m.effect };
   switch (m.effect) {
     case "multiply":
-      return { ...base, factor: formatScaled(m.factor) };
+      return { key: m.key, value: m.value, effect: m.effect, factor: formatScaled(m.factor) };
     case "add_per_unit":
-      return { ...base, price: formatCredits(m.price), per: formatScaled(m.per) };
+      return {
+        key: m.key,
+        value: m.value,
+        effect: m.effect,
+        price: formatCredits(m.price),
+        per: formatScaled(m.per),
+      };
     case "add_flat":
-      return { ...base, amount: formatCredits(m.amount) };
+      return { key: m.key, value: m.value, effect: m.effect, amount: formatCredits(m.amount) };
   }
 }

@@ -4,7 +4,9 @@ import {
   UnknownServiceError,
   priceUsage,
   pricedToJSON,
+  rateCardAt,
   rateCardToJSON,
+  type PricedUsage,
   type RateCard,
 } from "../../domain/pricing.ts";
 import type { Engine } from "../../ledger/engine.ts";
@@ -53,20 +55,24 @@ function quantityText(e: UsageEvent): string | null {
   return null;
 }
 
+interface Prepared {
+  debit: DebitInput;
+  priced: PricedUsage | null;
+  existing: UsageRecord | null;
+}
+
 /**
- * Prices an event by the rate card in force at its occurred_at and turns it into a debit. A retry of an
- * event already recorded is answered from the record, whatever the rate card says now.
+ * Prices an event by the rate card in force at its occurred_at (among `cards`, every version) and turns it
+ * into a debit. A retry of an event already recorded is answered from the record, whatever the rate card
+ * says now. Synchronous: the caller reads the versions once, for one event or a whole batch.
  */
-async function toDebit(
+function toDebit(
   deps: UsageDeps,
   e: UsageEvent,
   /** The stored usage with this event's id, when the caller looked it up (null: there is none). */
   existing: UsageRecord | null,
-): Promise<{
-  debit: DebitInput;
-  priced: ReturnType<typeof priceUsage> | null;
-  existing: UsageRecord | null;
-}> {
+  cards: readonly RateCard[],
+): Prepared {
   const occurredAt = parseTime(e.occurred_at, "occurred_at");
   const quantity = quantityText(e);
   if (existing) {
@@ -77,10 +83,9 @@ async function toDebit(
       existing,
     };
   }
-  let card: RateCard;
-  let priced;
+  let priced: PricedUsage;
   try {
-    card = await deps.rateCards.at(occurredAt ?? deps.engine.clock.now());
+    const card = rateCardAt(cards, occurredAt ?? deps.engine.clock.now(), "occurred_at");
     priced = priceUsage(card, {
       service: e.service,
       quantity: e.quantity,
@@ -129,12 +134,12 @@ function assertSameEvent(e: UsageEvent, existing: UsageRecord): void {
   );
 }
 
-function usageAnswer(usage: UsageRecord, replay: boolean, priced: ReturnType<typeof priceUsage> | null) {
-  return {
-    ...(toApi(usage) as Record<string, unknown>),
-    replay,
-    ...(priced ? { pricing: pricedToJSON(priced) } : {}),
-  };
+function usageAnswer(usage: UsageRecord, replay: boolean, priced: PricedUsage | null) {
+  // Fields added to the fresh object toApi returns (the same keys, in the same order, as spreading it).
+  const out = toApi(usage) as Record<string, unknown>;
+  out.replay = replay;
+  if (priced) out.pricing = pricedToJSON(priced);
+  return out;
 }
 
 /** Operator: usage events priced by the rate card, estimates, and the rate card itself. */
@@ -152,7 +157,8 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageDeps> = async (app, dep
     },
     async (req, reply) => {
       // Debit first; only a conflicting id costs a read (a retry after a price change is still a replay).
-      const { debit, priced } = await toDebit(deps, req.body, null);
+      const cards = rateCards.fresh() ?? (await rateCards.versions());
+      const { debit, priced } = toDebit(deps, req.body, null, cards);
       try {
         const r = await engine.debit(debit);
         reply.code(r.replay ? 200 : 201);
@@ -183,14 +189,17 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageDeps> = async (app, dep
       const events = req.body.events;
       // One query finds the events already recorded (answered from the record, whatever the price is now).
       const recorded = new Map((await engine.store.getUsages(events.map((e) => e.id))).map((u) => [u.id, u]));
-      const prepared = await Promise.all(
-        events.map((e) =>
-          toDebit(deps, e, recorded.get(e.id) ?? null).then(
-            (p) => ({ ok: true as const, p }),
-            (err: unknown) => ({ ok: false as const, err: asEventError(err) }),
-          ),
-        ),
-      );
+      // The versions are read once for the batch (not once per event); only new events need them.
+      const cards = events.some((e) => !recorded.has(e.id))
+        ? (rateCards.fresh() ?? (await rateCards.versions()))
+        : [];
+      const prepared = events.map((e) => {
+        try {
+          return { ok: true as const, p: toDebit(deps, e, recorded.get(e.id) ?? null, cards) };
+        } catch (err) {
+          return { ok: false as const, err: asEventError(err) };
+        }
+      });
       const toSend = prepared.flatMap((x) => (x.ok && !x.p.existing ? [x.p.debit] : []));
       const sent = await engine.debitBatch(toSend);
       let k = 0;
