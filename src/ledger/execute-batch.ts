@@ -19,6 +19,12 @@ export interface BatchOutcome {
  */
 export interface BatchExecutor {
   execute(cmds: Command[], now: number): Promise<BatchOutcome>;
+  /**
+   * Batches a lane may hand over before the first is answered (default 1). An executor that runs its
+   * batches strictly in arrival order elsewhere (the writer thread) takes 2, so it never waits idle while
+   * this thread gets round to answering the last batch and sending the next.
+   */
+  readonly pipeline?: number;
   close(): Promise<void>;
 }
 

@@ -106,6 +106,8 @@ function hash(text: string): number {
 class Lane {
   private queue: Pending[] = [];
   private inFlight = 0;
+  /** Batches handed to the executor and not yet answered (see BatchExecutor.pipeline). */
+  private readonly depth: number;
   private timer: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
   private closed = false;
@@ -117,7 +119,9 @@ class Lane {
     private readonly opts: GroupCommitOptions,
     /** Counters shared by all lanes, for metrics and benchmarks. */
     private readonly stats: GroupCommitter["stats"],
-  ) {}
+  ) {
+    this.depth = Math.max(1, executor.pipeline ?? 1);
+  }
 
   submit(cmd: Command): Promise<unknown> {
     if (this.closed) return Promise.reject(new Error("engine is closed"));
@@ -128,7 +132,7 @@ class Lane {
   }
 
   private schedule(): void {
-    if (this.inFlight >= 1 || this.queue.length === 0) return;
+    if (this.inFlight >= this.depth || this.queue.length === 0) return;
     if (this.queue.length >= this.opts.maxBatch) {
       // A full batch goes at the next turn of the event loop, never inside the caller's stack.
       if (!this.immediate) this.immediate = setImmediate(() => this.flush());
@@ -148,7 +152,7 @@ class Lane {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    while (this.inFlight < 1 && this.queue.length > 0) {
+    while (this.inFlight < this.depth && this.queue.length > 0) {
       const batch = this.queue.splice(0, this.opts.maxBatch);
       this.inFlight++;
       void this.runBatch(batch).finally(() => {

@@ -17,6 +17,8 @@ const CLOSE_TIMEOUT_MS = 10_000;
  * The thread starts with the first batch and holds the process open only while batches are in flight.
  */
 export class ThreadExecutor implements BatchExecutor {
+  /** The thread runs batches one at a time in arrival order; one more waits there, ready to start. */
+  readonly pipeline = 2;
   private worker: Worker | null = null;
   private nextId = 1;
   private readonly waiting = new Map<number, Waiting>();
