@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { named } from "../store/postgres/named.ts";
 import { decodeIdCursor, encodeCursor } from "../store/types.ts";
 import {
   decodeSession,
@@ -29,23 +30,24 @@ export class PostgresSessionStore implements SessionStore {
       "INSERT INTO sessions (id, account_id, status, valid_until, version, created_at, data) VALUES ($1,$2,$3,$4,$5,$6,$7)";
     const params = [s.id, s.account_id, s.status, s.valid_until, s.version, s.created_at, encodeSession(s)];
     if (maxConcurrent === null) {
-      await this.pool.query(sql, params);
+      await this.pool.query(named(sql, params));
       return true;
     }
     // The count and the insert under one per-account lock, so two nodes cannot both take the last place.
     const c = await this.pool.connect();
     try {
       await c.query("BEGIN");
-      await c.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`sessions:${s.account_id}`]);
+      await c.query(named("SELECT pg_advisory_xact_lock(hashtext($1))", [`sessions:${s.account_id}`]));
       const { rows } = await c.query<{ n: string }>(
-        "SELECT COUNT(*) AS n FROM sessions WHERE account_id = $1 AND status = 'active'",
-        [s.account_id],
+        named("SELECT COUNT(*) AS n FROM sessions WHERE account_id = $1 AND status = 'active'", [
+          s.account_id,
+        ]),
       );
       if (Number(rows[0]!.n) >= maxConcurrent) {
         await c.query("ROLLBACK");
         return false;
       }
-      await c.query(sql, params);
+      await c.query(named(sql, params));
       await c.query("COMMIT");
       return true;
     } catch (e) {
@@ -58,14 +60,13 @@ export class PostgresSessionStore implements SessionStore {
 
   async countActive(accountId: string): Promise<number> {
     const { rows } = await this.pool.query<{ n: string }>(
-      "SELECT COUNT(*) AS n FROM sessions WHERE account_id = $1 AND status = 'active'",
-      [accountId],
+      named("SELECT COUNT(*) AS n FROM sessions WHERE account_id = $1 AND status = 'active'", [accountId]),
     );
     return Number(rows[0]!.n);
   }
 
   async get(id: string): Promise<SessionRecord | null> {
-    const { rows } = await this.pool.query<Row>("SELECT data FROM sessions WHERE id = $1", [id]);
+    const { rows } = await this.pool.query<Row>(named("SELECT data FROM sessions WHERE id = $1", [id]));
     return rows[0] ? decodeSession(rows[0].data) : null;
   }
 
@@ -100,19 +101,21 @@ export class PostgresSessionStore implements SessionStore {
         this.pending.unshift(...later);
         try {
           const { rows } = await this.pool.query<{ id: string }>(
-            `UPDATE sessions s SET status = v.status, valid_until = v.valid_until, version = v.version, data = v.data
+            named(
+              `UPDATE sessions s SET status = v.status, valid_until = v.valid_until, version = v.version, data = v.data
              FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::text[], $6::int[])
                AS v(id, status, valid_until, version, data, expected)
              WHERE s.id = v.id AND s.version = v.expected
              RETURNING s.id`,
-            [
-              batch.map((u) => u.s.id),
-              batch.map((u) => u.s.status),
-              batch.map((u) => u.s.valid_until),
-              batch.map((u) => u.s.version),
-              batch.map((u) => encodeSession(u.s)),
-              batch.map((u) => u.expectedVersion),
-            ],
+              [
+                batch.map((u) => u.s.id),
+                batch.map((u) => u.s.status),
+                batch.map((u) => u.s.valid_until),
+                batch.map((u) => u.s.version),
+                batch.map((u) => encodeSession(u.s)),
+                batch.map((u) => u.expectedVersion),
+              ],
+            ),
           );
           const ok = new Set(rows.map((r) => r.id));
           for (const u of batch) u.resolve(ok.has(u.s.id));
@@ -127,24 +130,27 @@ export class PostgresSessionStore implements SessionStore {
 
   async listActive(accountId: string): Promise<SessionRecord[]> {
     const { rows } = await this.pool.query<Row>(
-      "SELECT data FROM sessions WHERE account_id = $1 AND status = 'active' ORDER BY id",
-      [accountId],
+      named("SELECT data FROM sessions WHERE account_id = $1 AND status = 'active' ORDER BY id", [accountId]),
     );
     return rows.map((r) => decodeSession(r.data));
   }
 
   async listDueOf(accountId: string, now: number): Promise<SessionRecord[]> {
     const { rows } = await this.pool.query<Row>(
-      "SELECT data FROM sessions WHERE account_id = $1 AND status = 'active' AND valid_until <= $2 ORDER BY id LIMIT 1000",
-      [accountId, now],
+      named(
+        "SELECT data FROM sessions WHERE account_id = $1 AND status = 'active' AND valid_until <= $2 ORDER BY id LIMIT 1000",
+        [accountId, now],
+      ),
     );
     return rows.map((r) => decodeSession(r.data));
   }
 
   async listDue(now: number, limit: number): Promise<SessionRecord[]> {
     const { rows } = await this.pool.query<Row>(
-      "SELECT data FROM sessions WHERE status = 'active' AND valid_until <= $1 ORDER BY valid_until LIMIT $2",
-      [now, limit],
+      named(
+        "SELECT data FROM sessions WHERE status = 'active' AND valid_until <= $1 ORDER BY valid_until LIMIT $2",
+        [now, limit],
+      ),
     );
     return rows.map((r) => decodeSession(r.data));
   }
@@ -153,12 +159,17 @@ export class PostgresSessionStore implements SessionStore {
     const after = decodeIdCursor(q.cursor) ?? "";
     const { rows } = q.status
       ? await this.pool.query<Row>(
-          "SELECT data FROM sessions WHERE account_id = $1 AND status = $2 AND id > $3 ORDER BY id LIMIT $4",
-          [q.account_id, q.status, after, q.limit + 1],
+          named(
+            "SELECT data FROM sessions WHERE account_id = $1 AND status = $2 AND id > $3 ORDER BY id LIMIT $4",
+            [q.account_id, q.status, after, q.limit + 1],
+          ),
         )
       : await this.pool.query<Row>(
-          "SELECT data FROM sessions WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-          [q.account_id, after, q.limit + 1],
+          named("SELECT data FROM sessions WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3", [
+            q.account_id,
+            after,
+            q.limit + 1,
+          ]),
         );
     const data = rows.slice(0, q.limit).map((r) => decodeSession(r.data));
     return { data, next_cursor: rows.length > q.limit ? encodeCursor(data[data.length - 1]!.id) : null };

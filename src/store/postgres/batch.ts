@@ -18,22 +18,10 @@ import {
   rowToUsage,
   usageSources,
 } from "../rows.ts";
-import { BUDGETS_JSON, extraSections, toBudgets, type Section } from "./ledger-extras.ts";
+import { BUDGETS_BRANCH, extraSections, toBudget, type Section } from "./ledger-extras.ts";
 import { named } from "./named.ts";
+import { branch, split } from "./row-sets.ts";
 
-type Row = Record<string, unknown>;
-
-/**
- * Rows as JSON objects, 64-bit amounts as text (a JSON number would lose precision above 2^53; times and
- * counts stay below it). The row mappers read either form.
- */
-export const HOLD_JSON = `to_jsonb(h) || jsonb_build_object('amount', h.amount::text,
-  'captured_amount', h.captured_amount::text)`;
-export const GRANT_JSON = `to_jsonb(g) || jsonb_build_object('amount', g.amount::text,
-  'remaining', g.remaining::text)`;
-const USAGE_JSON = `to_jsonb(u) || jsonb_build_object('cost', u.cost::text, 'overage', u.overage::text,
-  'overage_refunded', u.overage_refunded::text, 'refunded', u.refunded::text)`;
-const REFUND_JSON = `to_jsonb(r) || jsonb_build_object('amount', r.amount::text)`;
 /** Grant ids in the `parts` (JSON text) of the rows of `rel`. */
 export const partGrantIds = (rel: string) =>
   `ARRAY(SELECT p->>0 FROM ${rel}, json_array_elements(${rel}.parts::json) p)`;
@@ -45,27 +33,35 @@ const RESOLVE = `SELECT account_id FROM usages WHERE id = ANY($1)
 
 const LOCK = "SELECT * FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE";
 
+const LIVE_GRANT = "g.account_id = ANY($1::text[]) AND g.status = 'active' AND g.remaining > 0";
+
 /**
  * $1 accounts, $2 cycle start, $3 now, $4 hold ids, $5 refund ids, $6 usage ids, $7 grant ids. Usages
  * named by the loaded refunds and holds, and grants named in the parts of the loaded holds and usages, are
- * loaded too. Run after the lock: its snapshot then sees every commit to these accounts.
+ * loaded too. Run after the lock: its snapshot then sees every commit to these accounts. Conditions on the
+ * accounts are index conditions, not filters joined by OR: a prepared (generic) plan would test each row
+ * against the array of accounts one by one, which costs milliseconds with a thousand accounts.
  */
 const LOAD = `WITH h AS (
-    SELECT * FROM holds WHERE id = ANY($4::text[])
-      OR (account_id = ANY($1::text[]) AND status = 'active' AND expires_at <= $3)
+    SELECT * FROM holds WHERE account_id = ANY($1::text[]) AND status = 'active' AND expires_at <= $3
+    UNION ALL SELECT * FROM holds WHERE id = ANY($4::text[])
+      AND NOT (account_id = ANY($1::text[]) AND status = 'active' AND expires_at <= $3)
   ), r AS (
     SELECT * FROM refunds WHERE id = ANY($5::text[])
   ), u AS (
     SELECT * FROM usages WHERE id = ANY($6::text[] || ARRAY(SELECT usage_id FROM r)
       || ARRAY(SELECT usage_id FROM h WHERE usage_id IS NOT NULL))
   )
-  SELECT (SELECT json_agg(${HOLD_JSON}) FROM h) AS holds,
-    (SELECT json_agg(${REFUND_JSON}) FROM r) AS refunds,
-    (SELECT json_agg(${USAGE_JSON}) FROM u) AS usages,
-    (SELECT json_agg(${GRANT_JSON}) FROM grants g
-      WHERE (g.account_id = ANY($1::text[]) AND g.status = 'active' AND g.remaining > 0)
-        OR g.id = ANY($7::text[] || ${partGrantIds("h")} || ${partGrantIds("u")})) AS grants,
-    ${BUDGETS_JSON} AS budgets`;
+  ${branch("hold", "h", "h")}
+  UNION ALL ${branch("refund", "r", "r")}
+  UNION ALL ${branch("usage", "u", "u")}
+  UNION ALL ${branch("grant", "g", `grants g WHERE ${LIVE_GRANT}`)}
+  UNION ALL ${branch(
+    "grant",
+    "g",
+    `grants g WHERE g.id = ANY($7::text[] || ${partGrantIds("h")} || ${partGrantIds("u")}) AND NOT (${LIVE_GRANT})`,
+  )}
+  UNION ALL ${BUDGETS_BRANCH}`;
 
 export async function loadSnapshot(c: pg.PoolClient, keys: LoadKeys, now: number): Promise<Snapshot> {
   const accountIds = new Set(keys.accountIds);
@@ -85,23 +81,27 @@ export async function loadSnapshot(c: pg.PoolClient, keys: LoadKeys, now: number
 
   // 3. Load what the batch reads, now that nothing of these accounts can change under us.
   const cycle = budgetCycleStart(now);
-  const { rows } = await c.query(
-    named(LOAD, [sorted, cycle, now, [...keys.holdIds], refundIds, [...keys.usageIds], [...keys.grantIds]]),
-  );
-  const r = rows[0] as Row;
+  const { rows } = await c.query<unknown[]>({
+    ...named(LOAD, [
+      sorted,
+      cycle,
+      now,
+      [...keys.holdIds],
+      refundIds,
+      [...keys.usageIds],
+      [...keys.grantIds],
+    ]),
+    rowMode: "array",
+  });
+  const r = split(rows);
   return {
     accounts,
-    grants: list(r.grants).map(rowToGrant),
-    holds: list(r.holds).map(rowToHold),
-    usages: list(r.usages).map(rowToUsage),
-    refunds: list(r.refunds).map(rowToRefund),
-    budgets: sorted.length ? toBudgets(r.budgets, cycle) : [],
+    grants: r.grant.map(rowToGrant),
+    holds: r.hold.map(rowToHold),
+    usages: r.usage.map(rowToUsage),
+    refunds: r.refund.map(rowToRefund),
+    budgets: r.budget.map((b) => toBudget(b, cycle)),
   };
-}
-
-/** A json_agg column: null when there were no rows. */
-export function list(json: unknown): Row[] {
-  return (json as Row[] | null) ?? [];
 }
 
 /** Every change of the batch in one statement (data-modifying WITH), then the events. */

@@ -6,6 +6,7 @@
 import { hourlyDeltas } from "../../analytics/rollup.ts";
 import type { BudgetState } from "../../ledger/types.ts";
 import type { ChangeSet } from "../../ledger/working.ts";
+import { branch } from "./row-sets.ts";
 
 /** A statement (local parameters $1…) and its values, to be combined with others into one statement. */
 export interface Section {
@@ -13,21 +14,23 @@ export interface Section {
   values: unknown[];
 }
 
-/** Budgets of the accounts $1 with their spend in the cycle starting at $2, as JSON (amounts as text). */
-export const BUDGETS_JSON = `(SELECT json_agg(json_build_object('id', b.id, 'account_id', b.account_id,
-    'api_key_id', b.api_key_id, 'limit', b.limit_amount::text, 'spent', COALESCE(s.spent, 0)::text))
-  FROM budgets b LEFT JOIN budget_spend s ON s.budget_id = b.id AND s.cycle_start = $2
-  WHERE b.account_id = ANY($1))`;
+/** Budgets of the accounts $1 with their spend in the cycle starting at $2: a branch of the batch's load. */
+export const BUDGETS_BRANCH = branch(
+  "budget",
+  "b",
+  `budgets b LEFT JOIN budget_spend s ON s.budget_id = b.id AND s.cycle_start = $2 WHERE b.account_id = ANY($1)`,
+  { spent: "COALESCE(s.spent, 0)" },
+);
 
-export function toBudgets(json: unknown, cycle: number): BudgetState[] {
-  return ((json as Record<string, string | null>[] | null) ?? []).map((r) => ({
+export function toBudget(r: Record<string, unknown>, cycle: number): BudgetState {
+  return {
     id: String(r.id),
     account_id: String(r.account_id),
-    api_key_id: r.api_key_id ?? null,
-    limit: BigInt(r.limit!),
+    api_key_id: r.api_key_id == null ? null : String(r.api_key_id),
+    limit: BigInt(String(r.limit_amount)),
     cycle_start: cycle,
-    spent: BigInt(r.spent!),
-  }));
+    spent: BigInt(String(r.spent)),
+  };
 }
 
 export function extraSections(ch: ChangeSet): Section[] {

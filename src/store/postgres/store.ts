@@ -1,13 +1,6 @@
 import pg from "pg";
-import {
-  GRANT_JSON,
-  HOLD_JSON,
-  insertEvents,
-  list,
-  loadSnapshot,
-  partGrantIds,
-  writeChanges,
-} from "./batch.ts";
+import { insertEvents, loadSnapshot, partGrantIds, writeChanges } from "./batch.ts";
+import { branch, split } from "./row-sets.ts";
 import type {
   AccountRecord,
   GrantRecord,
@@ -50,10 +43,13 @@ type Row = Record<string, unknown>;
 const MIGRATION_LOCK = 7_243_001;
 
 const ACCOUNT_STATE = `WITH h AS (SELECT * FROM holds WHERE account_id = $1 AND status = 'active')
-  SELECT a.*, (SELECT json_agg(${HOLD_JSON}) FROM h) AS holds_json,
-    (SELECT json_agg(${GRANT_JSON}) FROM grants g
-      WHERE (g.account_id = $1 AND g.status = 'active' AND g.remaining > 0) OR g.id = ANY(${partGrantIds("h")})) AS grants_json
-  FROM accounts a WHERE a.id = $1`;
+  ${branch("account", "a", "accounts a WHERE a.id = $1")}
+  UNION ALL ${branch("hold", "h", "h")}
+  UNION ALL ${branch(
+    "grant",
+    "g",
+    `grants g WHERE (g.account_id = $1 AND g.status = 'active' AND g.remaining > 0) OR g.id = ANY(${partGrantIds("h")})`,
+  )}`;
 
 /**
  * The production store. A batch is one transaction: it locks the accounts it touches (sorted, so
@@ -202,13 +198,16 @@ export class PostgresStore implements Store {
 
   /** One statement, so one snapshot: the account, its active holds and the grants they and it draw on. */
   async accountState(accountId: string): Promise<AccountState | null> {
-    const { rows } = await this.pool.query(named(ACCOUNT_STATE, [accountId]));
-    const r = rows[0] as Row | undefined;
-    if (!r) return null;
+    const { rows } = await this.pool.query<unknown[]>({
+      ...named(ACCOUNT_STATE, [accountId]),
+      rowMode: "array",
+    });
+    const r = split(rows);
+    if (!r.account[0]) return null;
     return {
-      account: rowToAccount(r),
-      grants: list(r.grants_json).map(rowToGrant),
-      holds: list(r.holds_json).map(rowToHold),
+      account: rowToAccount(r.account[0]),
+      grants: r.grant.map(rowToGrant),
+      holds: r.hold.map(rowToHold),
     };
   }
 
