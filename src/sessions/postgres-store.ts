@@ -37,11 +37,10 @@ export class PostgresSessionStore implements SessionStore {
     const c = await this.pool.connect();
     try {
       await c.query("BEGIN");
-      await c.query(named("SELECT pg_advisory_xact_lock(hashtext($1))", [`sessions:${s.account_id}`]));
+      await c.query("SELECT pg_advisory_xact_lock(hashtext($1))", [`sessions:${s.account_id}`]);
       const { rows } = await c.query<{ n: string }>(
-        named("SELECT COUNT(*) AS n FROM sessions WHERE account_id = $1 AND status = 'active'", [
-          s.account_id,
-        ]),
+        "SELECT COUNT(*) AS n FROM sessions WHERE account_id = $1 AND status = 'active'",
+        [s.account_id],
       );
       if (Number(rows[0]!.n) >= maxConcurrent) {
         await c.query("ROLLBACK");
@@ -60,12 +59,14 @@ export class PostgresSessionStore implements SessionStore {
 
   async countActive(accountId: string): Promise<number> {
     const { rows } = await this.pool.query<{ n: string }>(
-      named("SELECT COUNT(*) AS n FROM sessions WHERE account_id = $1 AND status = 'active'", [accountId]),
+      "SELECT COUNT(*) AS n FROM sessions WHERE account_id = $1 AND status = 'active'",
+      [accountId],
     );
     return Number(rows[0]!.n);
   }
 
   async get(id: string): Promise<SessionRecord | null> {
+    // Prepared: a key lookup, whose plan does not depend on the table's size (./named.ts).
     const { rows } = await this.pool.query<Row>(named("SELECT data FROM sessions WHERE id = $1", [id]));
     return rows[0] ? decodeSession(rows[0].data) : null;
   }
@@ -101,21 +102,19 @@ export class PostgresSessionStore implements SessionStore {
         this.pending.unshift(...later);
         try {
           const { rows } = await this.pool.query<{ id: string }>(
-            named(
-              `UPDATE sessions s SET status = v.status, valid_until = v.valid_until, version = v.version, data = v.data
+            `UPDATE sessions s SET status = v.status, valid_until = v.valid_until, version = v.version, data = v.data
              FROM unnest($1::text[], $2::text[], $3::bigint[], $4::int[], $5::text[], $6::int[])
                AS v(id, status, valid_until, version, data, expected)
              WHERE s.id = v.id AND s.version = v.expected
              RETURNING s.id`,
-              [
-                batch.map((u) => u.s.id),
-                batch.map((u) => u.s.status),
-                batch.map((u) => u.s.valid_until),
-                batch.map((u) => u.s.version),
-                batch.map((u) => encodeSession(u.s)),
-                batch.map((u) => u.expectedVersion),
-              ],
-            ),
+            [
+              batch.map((u) => u.s.id),
+              batch.map((u) => u.s.status),
+              batch.map((u) => u.s.valid_until),
+              batch.map((u) => u.s.version),
+              batch.map((u) => encodeSession(u.s)),
+              batch.map((u) => u.expectedVersion),
+            ],
           );
           const ok = new Set(rows.map((r) => r.id));
           for (const u of batch) u.resolve(ok.has(u.s.id));
@@ -130,27 +129,24 @@ export class PostgresSessionStore implements SessionStore {
 
   async listActive(accountId: string): Promise<SessionRecord[]> {
     const { rows } = await this.pool.query<Row>(
-      named("SELECT data FROM sessions WHERE account_id = $1 AND status = 'active' ORDER BY id", [accountId]),
+      "SELECT data FROM sessions WHERE account_id = $1 AND status = 'active' ORDER BY id",
+      [accountId],
     );
     return rows.map((r) => decodeSession(r.data));
   }
 
   async listDueOf(accountId: string, now: number): Promise<SessionRecord[]> {
     const { rows } = await this.pool.query<Row>(
-      named(
-        "SELECT data FROM sessions WHERE account_id = $1 AND status = 'active' AND valid_until <= $2 ORDER BY id LIMIT 1000",
-        [accountId, now],
-      ),
+      "SELECT data FROM sessions WHERE account_id = $1 AND status = 'active' AND valid_until <= $2 ORDER BY id LIMIT 1000",
+      [accountId, now],
     );
     return rows.map((r) => decodeSession(r.data));
   }
 
   async listDue(now: number, limit: number): Promise<SessionRecord[]> {
     const { rows } = await this.pool.query<Row>(
-      named(
-        "SELECT data FROM sessions WHERE status = 'active' AND valid_until <= $1 ORDER BY valid_until LIMIT $2",
-        [now, limit],
-      ),
+      "SELECT data FROM sessions WHERE status = 'active' AND valid_until <= $1 ORDER BY valid_until LIMIT $2",
+      [now, limit],
     );
     return rows.map((r) => decodeSession(r.data));
   }
@@ -159,17 +155,12 @@ export class PostgresSessionStore implements SessionStore {
     const after = decodeIdCursor(q.cursor) ?? "";
     const { rows } = q.status
       ? await this.pool.query<Row>(
-          named(
-            "SELECT data FROM sessions WHERE account_id = $1 AND status = $2 AND id > $3 ORDER BY id LIMIT $4",
-            [q.account_id, q.status, after, q.limit + 1],
-          ),
+          "SELECT data FROM sessions WHERE account_id = $1 AND status = $2 AND id > $3 ORDER BY id LIMIT $4",
+          [q.account_id, q.status, after, q.limit + 1],
         )
       : await this.pool.query<Row>(
-          named("SELECT data FROM sessions WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3", [
-            q.account_id,
-            after,
-            q.limit + 1,
-          ]),
+          "SELECT data FROM sessions WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+          [q.account_id, after, q.limit + 1],
         );
     const data = rows.slice(0, q.limit).map((r) => decodeSession(r.data));
     return { data, next_cursor: rows.length > q.limit ? encodeCursor(data[data.length - 1]!.id) : null };

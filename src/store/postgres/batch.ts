@@ -39,8 +39,8 @@ const LIVE_GRANT = "g.account_id = ANY($1::text[]) AND g.status = 'active' AND g
  * $1 accounts, $2 cycle start, $3 now, $4 hold ids, $5 refund ids, $6 usage ids, $7 grant ids. Usages
  * named by the loaded refunds and holds, and grants named in the parts of the loaded holds and usages, are
  * loaded too. Run after the lock: its snapshot then sees every commit to these accounts. Conditions on the
- * accounts are index conditions, not filters joined by OR: a prepared (generic) plan would test each row
- * against the array of accounts one by one, which costs milliseconds with a thousand accounts.
+ * accounts are index conditions, not filters joined by OR, which would test each row against the whole
+ * array of accounts.
  */
 const LOAD = `WITH h AS (
     SELECT * FROM holds WHERE account_id = ANY($1::text[]) AND status = 'active' AND expires_at <= $3
