@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { named } from "../store/postgres/named.ts";
 import { decodeIdCursor, encodeCursor } from "../store/types.ts";
 import {
   decodeSession,
@@ -29,7 +30,7 @@ export class PostgresSessionStore implements SessionStore {
       "INSERT INTO sessions (id, account_id, status, valid_until, version, created_at, data) VALUES ($1,$2,$3,$4,$5,$6,$7)";
     const params = [s.id, s.account_id, s.status, s.valid_until, s.version, s.created_at, encodeSession(s)];
     if (maxConcurrent === null) {
-      await this.pool.query(sql, params);
+      await this.pool.query(named(sql, params));
       return true;
     }
     // The count and the insert under one per-account lock, so two nodes cannot both take the last place.
@@ -45,7 +46,7 @@ export class PostgresSessionStore implements SessionStore {
         await c.query("ROLLBACK");
         return false;
       }
-      await c.query(sql, params);
+      await c.query(named(sql, params));
       await c.query("COMMIT");
       return true;
     } catch (e) {
@@ -65,7 +66,8 @@ export class PostgresSessionStore implements SessionStore {
   }
 
   async get(id: string): Promise<SessionRecord | null> {
-    const { rows } = await this.pool.query<Row>("SELECT data FROM sessions WHERE id = $1", [id]);
+    // Prepared: a key lookup, whose plan does not depend on the table's size (./named.ts).
+    const { rows } = await this.pool.query<Row>(named("SELECT data FROM sessions WHERE id = $1", [id]));
     return rows[0] ? decodeSession(rows[0].data) : null;
   }
 

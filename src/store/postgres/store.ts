@@ -1,5 +1,6 @@
 import pg from "pg";
-import { loadBudgets, writeExtras } from "./ledger-extras.ts";
+import { insertEvents, loadSnapshot, partGrantIds, writeChanges } from "./batch.ts";
+import { branch, split } from "./row-sets.ts";
 import type {
   AccountRecord,
   GrantRecord,
@@ -10,10 +11,8 @@ import type {
 } from "../../ledger/types.ts";
 import type { ChangeSet, LoadKeys, Snapshot } from "../../ledger/working.ts";
 import { collectAuditFacts } from "../audit-facts.ts";
-import { EVENTS_LOCK_KEY } from "../events-migrations.ts";
-import type { EventDraft, EventQuery, EventRecord, PendingEvent } from "../../events/types.ts";
+import type { EventDraft, EventQuery, EventRecord } from "../../events/types.ts";
 import { newId } from "../../domain/ids.ts";
-import { encodeParts } from "../codec.ts";
 import {
   rowToAccount,
   rowToCheckout,
@@ -23,7 +22,6 @@ import {
   rowToHold,
   rowToRefund,
   rowToUsage,
-  usageSources,
 } from "../rows.ts";
 import {
   decodeIdCursor,
@@ -39,14 +37,24 @@ import {
   type UsageQuery,
 } from "../types.ts";
 import { POSTGRES_MIGRATIONS } from "./migrations.ts";
+import { named } from "./named.ts";
 
 type Row = Record<string, unknown>;
 const MIGRATION_LOCK = 7_243_001;
 
+const ACCOUNT_STATE = `WITH h AS (SELECT * FROM holds WHERE account_id = $1 AND status = 'active')
+  ${branch("account", "a", "accounts a WHERE a.id = $1")}
+  UNION ALL ${branch("hold", "h", "h")}
+  UNION ALL ${branch(
+    "grant",
+    "g",
+    `grants g WHERE (g.account_id = $1 AND g.status = 'active' AND g.remaining > 0) OR g.id = ANY(${partGrantIds("h")})`,
+  )}`;
+
 /**
  * The production store. A batch is one transaction: it locks the accounts it touches (sorted, so
- * processes never deadlock), loads their live grants in one query, and writes every change with a few
- * multi-row statements. No row is shared by all debits: consumption totals are journal aggregates.
+ * processes never deadlock), loads what it reads in one statement, and writes every change in one
+ * statement (./batch.ts). No row is shared by all debits: consumption totals are journal aggregates.
  */
 export class PostgresStore implements Store {
   readonly dialect = "postgres" as const;
@@ -95,9 +103,9 @@ export class PostgresStore implements Store {
     apply: (snap: Snapshot) => { changes: ChangeSet; result: T },
   ): Promise<T> {
     return this.transaction(async (c) => {
-      const snap = await this.load(c, keys, now);
+      const snap = await loadSnapshot(c, keys, now);
       const { changes, result } = apply(snap);
-      await this.write(c, changes);
+      await writeChanges(c, changes);
       return result;
     });
   }
@@ -107,7 +115,8 @@ export class PostgresStore implements Store {
     const c = await this.pool.connect();
     let broken = false;
     try {
-      await c.query("BEGIN");
+      // Statements in a transaction are planned for their arguments each time (see ./named.ts); one round trip.
+      await c.query("BEGIN; SET LOCAL plan_cache_mode = force_custom_plan");
       const result = await body(c);
       await c.query("COMMIT");
       return result;
@@ -121,271 +130,10 @@ export class PostgresStore implements Store {
     }
   }
 
-  private async load(c: pg.PoolClient, keys: LoadKeys, now: number): Promise<Snapshot> {
-    const usageIds = [...keys.usageIds];
-    const holdIds = [...keys.holdIds];
-    const grantIds = [...keys.grantIds];
-    const refundIds = [...keys.refundIds];
-    const accountIds = new Set(keys.accountIds);
-
-    // 1. Which accounts do records named without their account belong to? (Not locked yet; re-read after
-    // locking.) A debit's own event id needs no lookup: it is only read, to detect a replay or a conflict.
-    const resolve = [[...keys.resolve.usages], [...keys.resolve.holds], [...keys.resolve.grants], refundIds];
-    if (resolve.some((ids) => ids.length > 0)) {
-      const { rows } = await c.query(
-        `SELECT account_id FROM usages WHERE id = ANY($1)
-         UNION SELECT account_id FROM holds WHERE id = ANY($2)
-         UNION SELECT account_id FROM grants WHERE id = ANY($3)
-         UNION SELECT account_id FROM refunds WHERE id = ANY($4)`,
-        resolve,
-      );
-      for (const r of rows) accountIds.add(String(r.account_id));
-    }
-
-    // 2. Lock the accounts in id order: concurrent batches of any process queue here, never deadlock.
-    const sortedAccounts = [...accountIds].sort();
-    const accounts = sortedAccounts.length
-      ? (
-          await c.query("SELECT * FROM accounts WHERE id = ANY($1) ORDER BY id FOR UPDATE", [sortedAccounts])
-        ).rows.map(rowToAccount)
-      : [];
-
-    // 3. Load what the batch reads, now that nothing of these accounts can change under us.
-    const refunds = refundIds.length
-      ? (await c.query("SELECT * FROM refunds WHERE id = ANY($1)", [refundIds])).rows.map(rowToRefund)
-      : [];
-    const holds = (
-      await c.query(
-        "SELECT * FROM holds WHERE id = ANY($1) OR (account_id = ANY($2) AND status = 'active' AND expires_at <= $3)",
-        [holdIds, sortedAccounts, now],
-      )
-    ).rows.map(rowToHold);
-    const wantUsages = new Set([...usageIds, ...refunds.map((r) => r.usage_id)]);
-    for (const h of holds) if (h.usage_id) wantUsages.add(h.usage_id);
-    const usages = wantUsages.size
-      ? (await c.query("SELECT * FROM usages WHERE id = ANY($1)", [[...wantUsages]])).rows.map(rowToUsage)
-      : [];
-    const wantGrants = new Set(grantIds);
-    for (const h of holds) for (const p of h.parts) wantGrants.add(p.grant_id);
-    for (const u of usages) for (const p of u.parts) wantGrants.add(p.grant_id);
-    const grants = (
-      await c.query(
-        "SELECT * FROM grants WHERE (account_id = ANY($1) AND status = 'active' AND remaining > 0) OR id = ANY($2)",
-        [sortedAccounts, [...wantGrants]],
-      )
-    ).rows.map(rowToGrant);
-    const budgets = await loadBudgets(c, sortedAccounts, now);
-    return { accounts, grants, holds, usages, refunds, budgets };
-  }
-
-  private async write(c: pg.PoolClient, ch: ChangeSet): Promise<void> {
-    for (const a of ch.accounts.inserted)
-      await c.query(
-        `INSERT INTO accounts (id, overage_policy, overage_limit, overage_balance, granted_total, status, metadata, created_at,
-           request) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)`,
-        [
-          a.id,
-          a.overage_policy,
-          str(a.overage_limit),
-          str(a.overage_balance),
-          str(a.granted_total),
-          a.status,
-          JSON.stringify(a.metadata),
-          a.created_at,
-          a.request,
-        ],
-      );
-    if (ch.accounts.updated.length)
-      await c.query(
-        `UPDATE accounts a SET overage_balance = v.overage_balance, granted_total = v.granted_total, status = v.status,
-           overage_policy = v.overage_policy, overage_limit = v.overage_limit
-         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[])
-           AS v(id, overage_balance, granted_total, status, overage_policy, overage_limit)
-         WHERE a.id = v.id`,
-        col(
-          ch.accounts.updated,
-          (a) => a.id,
-          (a) => str(a.overage_balance),
-          (a) => str(a.granted_total),
-          (a) => a.status,
-          (a) => a.overage_policy,
-          (a) => str(a.overage_limit),
-        ),
-      );
-    if (ch.grants.inserted.length)
-      await c.query(
-        `INSERT INTO grants (id, account_id, kind, amount, remaining, priority, effective_at, expires_at, created_at, order_key,
-           status, closed_at, source, reference, metadata, request)
-         SELECT id, account_id, kind, amount, remaining, priority, effective_at, expires_at, created_at, order_key, status,
-           closed_at, source, reference, metadata::jsonb, request
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::int[], $7::bigint[], $8::bigint[],
-           $9::bigint[], $10::text[], $11::text[], $12::bigint[], $13::text[], $14::text[], $15::text[], $16::text[])
-           AS v(id, account_id, kind, amount, remaining, priority, effective_at, expires_at, created_at, order_key, status,
-             closed_at, source, reference, metadata, request)`,
-        col(
-          ch.grants.inserted,
-          (g) => g.id,
-          (g) => g.account_id,
-          (g) => g.kind,
-          (g) => str(g.amount),
-          (g) => str(g.remaining),
-          (g) => g.priority,
-          (g) => g.effective_at,
-          (g) => g.expires_at,
-          (g) => g.created_at,
-          (g) => g.order_key,
-          (g) => g.status,
-          (g) => g.closed_at,
-          (g) => g.source,
-          (g) => g.reference,
-          (g) => JSON.stringify(g.metadata),
-          (g) => g.request,
-        ),
-      );
-    if (ch.grants.updated.length)
-      await c.query(
-        `UPDATE grants g SET remaining = v.remaining, status = v.status, closed_at = v.closed_at, kind = v.kind,
-           priority = v.priority
-         FROM unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::int[])
-           AS v(id, remaining, status, closed_at, kind, priority)
-         WHERE g.id = v.id`,
-        col(
-          ch.grants.updated,
-          (g) => g.id,
-          (g) => str(g.remaining),
-          (g) => g.status,
-          (g) => g.closed_at,
-          (g) => g.kind,
-          (g) => g.priority,
-        ),
-      );
-    if (ch.holds.inserted.length)
-      await c.query(
-        `INSERT INTO holds (id, account_id, amount, parts, status, expires_at, created_at, closed_at, captured_amount, usage_id,
-           metadata, request)
-         SELECT id, account_id, amount, parts, status, expires_at, created_at, closed_at, captured_amount, usage_id,
-           metadata::jsonb, request
-         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[],
-           $9::bigint[], $10::text[], $11::text[], $12::text[])
-           AS v(id, account_id, amount, parts, status, expires_at, created_at, closed_at, captured_amount, usage_id, metadata,
-             request)`,
-        col(
-          ch.holds.inserted,
-          (h) => h.id,
-          (h) => h.account_id,
-          (h) => str(h.amount),
-          (h) => encodeParts(h.parts),
-          (h) => h.status,
-          (h) => h.expires_at,
-          (h) => h.created_at,
-          (h) => h.closed_at,
-          (h) => str(h.captured_amount),
-          (h) => h.usage_id,
-          (h) => JSON.stringify(h.metadata),
-          (h) => h.request,
-        ),
-      );
-    if (ch.usages.inserted.length)
-      await c.query(
-        `INSERT INTO usages (id, account_id, service, quantity, cost, overage, overage_refunded, refunded, parts, sources, hold_id,
-           occurred_at, recorded_at, metadata, txn_id)
-         SELECT id, account_id, service, quantity, cost, overage, overage_refunded, refunded, parts, sources, hold_id,
-           occurred_at, recorded_at, metadata::jsonb, txn_id
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[],
-           $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::text[], $15::text[])
-           AS v(id, account_id, service, quantity, cost, overage, overage_refunded, refunded, parts, sources, hold_id,
-             occurred_at, recorded_at, metadata, txn_id)`,
-        col(
-          ch.usages.inserted,
-          (u) => u.id,
-          (u) => u.account_id,
-          (u) => u.service,
-          (u) => u.quantity,
-          (u) => str(u.cost),
-          (u) => str(u.overage),
-          (u) => str(u.overage_refunded),
-          (u) => str(u.refunded),
-          (u) => encodeParts(u.parts),
-          (u) => usageSources(u),
-          (u) => u.hold_id,
-          (u) => u.occurred_at,
-          (u) => u.recorded_at,
-          (u) => JSON.stringify(u.metadata),
-          (u) => u.txn_id,
-        ),
-      );
-    if (ch.usages.updated.length)
-      await c.query(
-        `UPDATE usages u SET refunded = v.refunded, overage_refunded = v.overage_refunded, parts = v.parts
-         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::text[]) AS v(id, refunded, overage_refunded, parts)
-         WHERE u.id = v.id`,
-        col(
-          ch.usages.updated,
-          (u) => u.id,
-          (u) => str(u.refunded),
-          (u) => str(u.overage_refunded),
-          (u) => encodeParts(u.parts),
-        ),
-      );
-    if (ch.holds.updated.length)
-      await c.query(
-        `UPDATE holds h SET parts = v.parts, status = v.status, closed_at = v.closed_at, captured_amount = v.captured_amount,
-           usage_id = v.usage_id, amount = v.amount, expires_at = v.expires_at
-         FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[])
-           AS v(id, parts, status, closed_at, captured_amount, usage_id, amount, expires_at)
-         WHERE h.id = v.id`,
-        // amount and expires_at change when a hold is extended (live sessions).
-        col(
-          ch.holds.updated,
-          (h) => h.id,
-          (h) => encodeParts(h.parts),
-          (h) => h.status,
-          (h) => h.closed_at,
-          (h) => str(h.captured_amount),
-          (h) => h.usage_id,
-          (h) => str(h.amount),
-          (h) => h.expires_at,
-        ),
-      );
-    if (ch.refunds.inserted.length)
-      await c.query(
-        `INSERT INTO refunds (id, usage_id, account_id, amount, reason, created_at, txn_id, request)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[], $7::text[], $8::text[])`,
-        col(
-          ch.refunds.inserted,
-          (r) => r.id,
-          (r) => r.usage_id,
-          (r) => r.account_id,
-          (r) => str(r.amount),
-          (r) => r.reason,
-          (r) => r.created_at,
-          (r) => r.txn_id,
-          (r) => r.request,
-        ),
-      );
-    if (ch.events.length) await insertEvents(c, ch.events);
-    if (ch.postings.length)
-      await c.query(
-        `INSERT INTO postings (txn_id, account_id, ledger, amount, kind, ref, at)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[])`,
-        col(
-          ch.postings,
-          (p) => p.txn_id,
-          (p) => p.account_id,
-          (p) => p.ledger,
-          (p) => str(p.amount),
-          (p) => p.kind,
-          (p) => p.ref,
-          (p) => p.at,
-        ),
-      );
-    await writeExtras(c, ch);
-  }
-
   // ---------- reads ----------
 
   private async one<T>(sql: string, args: unknown[], map: (r: Row) => T): Promise<T | null> {
-    const { rows } = await this.pool.query(sql, args);
+    const { rows } = await this.pool.query(named(sql, args));
     return rows[0] ? map(rows[0]) : null;
   }
 
@@ -425,6 +173,7 @@ export class PostgresStore implements Store {
 
   async getUsages(ids: readonly string[]): Promise<UsageRecord[]> {
     if (ids.length === 0) return [];
+    // Not prepared: a generic plan made while the table was small would scan it (see ./named.ts).
     const { rows } = await this.pool.query("SELECT * FROM usages WHERE id = ANY($1)", [[...ids]]);
     return rows.map(rowToUsage);
   }
@@ -449,22 +198,23 @@ export class PostgresStore implements Store {
     }
   }
 
-  accountState(accountId: string): Promise<AccountState | null> {
-    return this.snapshotRead(async (c) => {
-      const a = (await c.query("SELECT * FROM accounts WHERE id = $1", [accountId])).rows[0];
-      if (!a) return null;
-      const holds = (
-        await c.query("SELECT * FROM holds WHERE account_id = $1 AND status = 'active'", [accountId])
-      ).rows.map(rowToHold);
-      const partGrants = [...new Set(holds.flatMap((h) => h.parts.map((p) => p.grant_id)))];
-      const grants = (
-        await c.query(
-          "SELECT * FROM grants WHERE (account_id = $1 AND status = 'active' AND remaining > 0) OR id = ANY($2)",
-          [accountId, partGrants],
-        )
-      ).rows.map(rowToGrant);
-      return { account: rowToAccount(a), grants, holds };
+  /**
+   * One statement, so one snapshot: the account, its active holds and the grants they and it draw on.
+   * Prepared (3–4× the reads per second): its lookups are by one account, by index whatever the table sizes;
+   * only a plan made while `holds` is empty may scan the due-holds index instead, until `holds` is analyzed.
+   */
+  async accountState(accountId: string): Promise<AccountState | null> {
+    const { rows } = await this.pool.query<unknown[]>({
+      ...named(ACCOUNT_STATE, [accountId]),
+      rowMode: "array",
     });
+    const r = split(rows);
+    if (!r.account[0]) return null;
+    return {
+      account: rowToAccount(r.account[0]),
+      grants: r.grant.map(rowToGrant),
+      holds: r.hold.map(rowToHold),
+    };
   }
 
   journalState(accountId: string, at: number): Promise<JournalState | null> {
@@ -652,31 +402,4 @@ export class PostgresStore implements Store {
   async close(): Promise<void> {
     await this.pool.end();
   }
-}
-
-/** Takes the events lock, so that seq order is commit order for readers tailing the outbox. */
-async function insertEvents(c: pg.PoolClient, events: readonly PendingEvent[]): Promise<EventRecord[]> {
-  await c.query("SELECT pg_advisory_xact_lock($1::bigint)", [EVENTS_LOCK_KEY]);
-  const { rows } = await c.query(
-    `INSERT INTO events (id, type, account_id, data, created_at)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[]) RETURNING *`,
-    col(
-      events,
-      (e) => e.id,
-      (e) => e.type,
-      (e) => e.account_id,
-      (e) => JSON.stringify(e.data),
-      (e) => e.created_at,
-    ),
-  );
-  return rows.map(rowToEvent);
-}
-
-function str(v: bigint | null): string | null {
-  return v === null ? null : v.toString();
-}
-
-/** Column arrays for unnest(): one array per field, in the order of the getters. */
-function col<T>(rows: readonly T[], ...getters: ((r: T) => unknown)[]): unknown[][] {
-  return getters.map((g) => rows.map(g));
 }
