@@ -37,6 +37,8 @@ import {
 } from "./types.ts";
 import { checkEvents, validateCommand } from "./validate.ts";
 import { ThreadExecutor } from "./writer-thread.ts";
+import { BACKSTOP_CHECKPOINT_PAGES } from "./writer-wire.ts";
+import type { SqliteStore } from "../store/sqlite/store.ts";
 
 /** The file of a SQLite store (null for PostgreSQL and for an in-memory database, which no thread can share). */
 function sqliteFile(store: Store): string | null {
@@ -75,6 +77,8 @@ export class Engine {
     const lanes = store.dialect === "sqlite" ? 1 : 4;
     const file = sqliteFile(store);
     const thread = file !== null && (opts.sqliteWriter ?? "thread") === "thread";
+    // The checkpoint thread keeps the WAL short: this connection must not checkpoint inside its own commits.
+    if (thread) (store as SqliteStore).setAutoCheckpoint(BACKSTOP_CHECKPOINT_PAGES);
     this.committer = new GroupCommitter(store, this.clock, {
       ...(thread ? { executor: new ThreadExecutor(file) } : {}),
       maxBatch: 1000,

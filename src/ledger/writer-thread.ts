@@ -1,7 +1,7 @@
 import { Worker } from "node:worker_threads";
 import type { BatchExecutor, BatchOutcome } from "./execute-batch.ts";
 import type { Command } from "./types.ts";
-import { fromWire, type FromWriter, type ToWriter } from "./writer-wire.ts";
+import { CHECKPOINT_INTERVAL_MS, fromWire, type FromWriter, type ToWriter } from "./writer-wire.ts";
 
 interface Waiting {
   resolve: (o: BatchOutcome) => void;
@@ -20,6 +20,8 @@ export class ThreadExecutor implements BatchExecutor {
   /** The thread runs batches one at a time in arrival order; one more waits there, ready to start. */
   readonly pipeline = 2;
   private worker: Worker | null = null;
+  /** Checkpoints the WAL off the commit path (see checkpoint-worker.ts); started with the writer. */
+  private checkpointer: Worker | null = null;
   private nextId = 1;
   private readonly waiting = new Map<number, Waiting>();
 
@@ -38,8 +40,20 @@ export class ThreadExecutor implements BatchExecutor {
 
   private start(): Worker {
     const worker = new Worker(new URL("./writer-bootstrap.js", import.meta.url), {
-      workerData: { path: this.path },
+      workerData: { role: "writer", path: this.path },
     });
+    if (!this.checkpointer) {
+      const checkpointer = new Worker(new URL("./writer-bootstrap.js", import.meta.url), {
+        workerData: { role: "checkpoint", path: this.path, interval_ms: CHECKPOINT_INTERVAL_MS },
+      });
+      checkpointer.unref();
+      // A checkpointer that fails is not fatal: the connections' own threshold takes over.
+      checkpointer.on("error", () => {});
+      checkpointer.on("exit", () => {
+        if (this.checkpointer === checkpointer) this.checkpointer = null;
+      });
+      this.checkpointer = checkpointer;
+    }
     worker.unref();
     worker.on("message", (m: FromWriter) => this.onMessage(m));
     worker.on("error", (err) => this.failAll(err));
@@ -73,6 +87,13 @@ export class ThreadExecutor implements BatchExecutor {
 
   /** Called once nothing is in flight (the committer drains first): closes the thread's connection. */
   async close(): Promise<void> {
+    const checkpointer = this.checkpointer;
+    this.checkpointer = null;
+    if (checkpointer) {
+      const gone = new Promise<void>((resolve) => checkpointer.once("exit", () => resolve()));
+      checkpointer.postMessage("close");
+      await gone;
+    }
     const worker = this.worker;
     if (!worker) return;
     this.worker = null;

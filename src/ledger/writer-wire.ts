@@ -6,6 +6,15 @@ import type { Command } from "./types.ts";
  * Messages between the engine and its SQLite writer thread. Values cross by structured clone (bigints
  * included); errors are sent as plain data and rebuilt, since a clone would lose their class and code.
  */
+/**
+ * WAL pages after which a committing connection checkpoints by itself (SQLite's default is 1,000). With a
+ * checkpoint thread running, only a backstop should it fall behind (~400 MB of WAL at 4 kB pages).
+ */
+export const BACKSTOP_CHECKPOINT_PAGES = 100_000;
+
+/** How often the checkpoint thread copies committed WAL pages into the database file. */
+export const CHECKPOINT_INTERVAL_MS = 250;
+
 export type ToWriter = { type: "batch"; id: number; cmds: Command[]; now: number } | { type: "close" };
 
 export type FromWriter =

@@ -6,11 +6,19 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { SqliteStore } from "../store/sqlite/store.ts";
 import { executeBatch } from "./execute-batch.ts";
-import { toWire, type FromWriter, type ToWriter, type WireOutcome } from "./writer-wire.ts";
+import {
+  BACKSTOP_CHECKPOINT_PAGES,
+  toWire,
+  type FromWriter,
+  type ToWriter,
+  type WireOutcome,
+} from "./writer-wire.ts";
 
 const port = parentPort;
 if (!port) throw new Error("writer-worker runs only as a worker thread");
 const store = new SqliteStore((workerData as { path: string }).path);
+// The checkpoint thread keeps the WAL short; this threshold is only the backstop should it fall behind.
+store.db.pragma(`wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`);
 
 // Batches are run strictly one after another, in arrival order.
 let chain: Promise<void> = Promise.resolve();

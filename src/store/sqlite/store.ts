@@ -71,6 +71,11 @@ export class SqliteStore implements Store {
     this.db.defaultSafeIntegers(true);
   }
 
+  /** WAL pages after which a commit on this connection checkpoints (when another thread checkpoints). */
+  setAutoCheckpoint(pages: number): void {
+    this.db.pragma(`wal_autocheckpoint = ${Math.max(0, Math.floor(pages))}`);
+  }
+
   private s(sql: string): Stmt {
     let st = this.stmts.get(sql);
     if (!st) {
