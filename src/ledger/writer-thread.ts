@@ -90,6 +90,8 @@ export class ThreadExecutor implements BatchExecutor {
     const checkpointer = this.checkpointer;
     this.checkpointer = null;
     if (checkpointer) {
+      // Held open until it has gone: an unreferenced thread would let the process exit mid-close.
+      checkpointer.ref();
       const gone = new Promise<void>((resolve) => checkpointer.once("exit", () => resolve()));
       checkpointer.postMessage("close");
       await gone;
