@@ -121,27 +121,24 @@ await app.listen({ port: Number(process.env.PORT), host: "127.0.0.1" });
 process.on("SIGTERM", () => process.exit(0));
 `;
 
-export async function startFastifyHello(): Promise<ServerProcess> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ["--input-type=module", "-e", FASTIFY_HELLO], {
-    cwd: ROOT,
-    env: { ...process.env, PORT: String(port) },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const p = track("Fastify hello-world", child, `http://127.0.0.1:${port}`);
-  await waitReady(p, "/");
-  return p;
+export function startFastifyHello(): Promise<ServerProcess> {
+  return startScript("Fastify hello-world", ["--input-type=module", "-e", FASTIFY_HELLO]);
 }
 
 /** The baseline: a bare node:http server answering every request with a small JSON body. */
-export async function startHello(): Promise<ServerProcess> {
+export function startHello(): Promise<ServerProcess> {
+  return startScript("node:http hello-world", ["-e", HELLO]);
+}
+
+/** A one-file server run by node with these arguments, on a free port, ready when `GET /` answers. */
+async function startScript(name: string, nodeArgs: string[]): Promise<ServerProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, ["-e", HELLO], {
+  const child = spawn(process.execPath, nodeArgs, {
     cwd: ROOT,
     env: { ...process.env, PORT: String(port) },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  const p = track("node:http hello-world", child, `http://127.0.0.1:${port}`);
+  const p = track(name, child, `http://127.0.0.1:${port}`);
   await waitReady(p, "/");
   return p;
 }
