@@ -155,9 +155,18 @@ describeEachStore("operator API", (kind) => {
 describe("operator auth", () => {
   const t = useServer("sqlite");
   it("every /v1 route needs the operator key", async () => {
+    // The right key first: a server that has seen it must still refuse every other token, including
+    // ones of the same length and ones that differ only in their last character.
+    const good = await fetch(`${t.base}/v1/accounts`, {
+      headers: { authorization: `Bearer ${OPERATOR_KEY}` },
+    });
+    expect(good.status).toBe(200);
     const attempts: Record<string, string>[] = [
       {},
       { authorization: "Bearer wrong-key-wrong-key" },
+      { authorization: `Bearer ${"x".repeat(OPERATOR_KEY.length)}` },
+      { authorization: `Bearer ${OPERATOR_KEY.slice(0, -1)}!` },
+      { authorization: `Bearer ${OPERATOR_KEY}x` },
       { authorization: "Basic abc" },
     ];
     for (const headers of attempts) {
