@@ -8,6 +8,8 @@ interface Waiting {
   reject: (e: unknown) => void;
 }
 
+const BOOTSTRAP = new URL("./writer-bootstrap.js", import.meta.url);
+
 /** How long close() waits for the writer to finish and close its connection before terminating it. */
 const CLOSE_TIMEOUT_MS = 10_000;
 
@@ -39,21 +41,8 @@ export class ThreadExecutor implements BatchExecutor {
   }
 
   private start(): Worker {
-    const worker = new Worker(new URL("./writer-bootstrap.js", import.meta.url), {
-      workerData: { role: "writer", path: this.path },
-    });
-    if (!this.checkpointer) {
-      const checkpointer = new Worker(new URL("./writer-bootstrap.js", import.meta.url), {
-        workerData: { role: "checkpoint", path: this.path, interval_ms: CHECKPOINT_INTERVAL_MS },
-      });
-      checkpointer.unref();
-      // A checkpointer that fails is not fatal: the connections' own threshold takes over.
-      checkpointer.on("error", () => {});
-      checkpointer.on("exit", () => {
-        if (this.checkpointer === checkpointer) this.checkpointer = null;
-      });
-      this.checkpointer = checkpointer;
-    }
+    this.checkpointer ??= this.startCheckpointer();
+    const worker = new Worker(BOOTSTRAP, { workerData: { role: "writer", path: this.path } });
     worker.unref();
     worker.on("message", (m: FromWriter) => this.onMessage(m));
     worker.on("error", (err) => this.failAll(err));
@@ -65,8 +54,20 @@ export class ThreadExecutor implements BatchExecutor {
     return worker;
   }
 
+  private startCheckpointer(): Worker {
+    const checkpointer = new Worker(BOOTSTRAP, {
+      workerData: { role: "checkpoint", path: this.path, interval_ms: CHECKPOINT_INTERVAL_MS },
+    });
+    checkpointer.unref();
+    // A checkpointer that fails is not fatal: the connections' own threshold takes over.
+    checkpointer.on("error", () => {});
+    checkpointer.on("exit", () => {
+      if (this.checkpointer === checkpointer) this.checkpointer = null;
+    });
+    return checkpointer;
+  }
+
   private onMessage(m: FromWriter): void {
-    if (m.type === "closed") return;
     const w = this.waiting.get(m.id);
     if (!w) return;
     this.waiting.delete(m.id);
@@ -85,26 +86,23 @@ export class ThreadExecutor implements BatchExecutor {
     for (const w of pending) w.reject(err);
   }
 
-  /** Called once nothing is in flight (the committer drains first): closes the thread's connection. */
+  /** Called once nothing is in flight (the committer drains first): closes both threads' connections. */
   async close(): Promise<void> {
-    const checkpointer = this.checkpointer;
+    const { checkpointer, worker } = this;
     this.checkpointer = null;
-    if (checkpointer) {
-      // Held open until it has gone: an unreferenced thread would let the process exit mid-close.
-      checkpointer.ref();
-      const gone = new Promise<void>((resolve) => checkpointer.once("exit", () => resolve()));
-      checkpointer.postMessage("close");
-      await gone;
-    }
-    const worker = this.worker;
-    if (!worker) return;
     this.worker = null;
-    worker.ref();
-    const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
-    const msg: ToWriter = { type: "close" };
-    worker.postMessage(msg);
-    const timer = setTimeout(() => void worker.terminate(), CLOSE_TIMEOUT_MS);
-    await exited;
-    clearTimeout(timer);
+    if (checkpointer) await stop(checkpointer, "close");
+    if (worker) await stop(worker, { type: "close" } satisfies ToWriter);
   }
+}
+
+/** Asks a thread to close its connection and end; terminates it if it has not gone within the timeout. */
+async function stop(worker: Worker, closeMessage: unknown): Promise<void> {
+  // Held open until it has gone: an unreferenced thread would let the process exit mid-close.
+  worker.ref();
+  const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+  worker.postMessage(closeMessage);
+  const timer = setTimeout(() => void worker.terminate(), CLOSE_TIMEOUT_MS);
+  await exited;
+  clearTimeout(timer);
 }

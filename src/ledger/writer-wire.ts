@@ -19,8 +19,7 @@ export type ToWriter = { type: "batch"; id: number; cmds: Command[]; now: number
 
 export type FromWriter =
   | { type: "done"; id: number; outcomes: WireOutcome[]; info: CommitInfo | null }
-  | { type: "failed"; id: number; error: WireError }
-  | { type: "closed" };
+  | { type: "failed"; id: number; error: WireError };
 
 export type WireOutcome = { ok: true; value: unknown } | { ok: false; error: WireError };
 

@@ -30,7 +30,6 @@ port.on("message", (msg: ToWriter) => {
 async function handle(msg: ToWriter): Promise<void> {
   if (msg.type === "close") {
     await store.close();
-    post({ type: "closed" });
     port!.close();
     return;
   }
