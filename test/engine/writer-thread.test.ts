@@ -3,6 +3,8 @@
  * default), answers and refusals cross back intact, and a thread that dies is replaced without losing or
  * repeating a debit.
  */
+import { statSync } from "node:fs";
+import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { Engine } from "../../src/ledger/engine.ts";
 import { ThreadExecutor } from "../../src/ledger/writer-thread.ts";
@@ -69,5 +71,26 @@ describe("SQLite writer thread", () => {
       expect(exec.worker).not.toBe(killed);
       const report = await engine.audit();
       expect(report.ok).toBe(true);
+    }));
+
+  it("the checkpoint thread copies committed pages into the database file (commits never do it themselves)", () =>
+    withFreshEngine("sqlite", async ({ engine, db }) => {
+      const accounts: string[] = [];
+      for (let i = 0; i < 20; i++)
+        accounts.push((await fundedAccount(engine, [{ amount: cr(1000), kind: "purchase" }])).account);
+      await sleep(600);
+      const before = statSync(db.url).size;
+      // Far below the connections' own threshold: only the checkpoint thread moves these pages.
+      await Promise.all(
+        Array.from({ length: 2000 }, (_, i) =>
+          engine.debit({ id: uid("use"), account_id: accounts[i % 20]!, amount: cr(0.01), service: "tts" }),
+        ),
+      );
+      let after = before;
+      for (let i = 0; i < 40 && after <= before; i++) {
+        await sleep(100);
+        after = statSync(db.url).size;
+      }
+      expect(after).toBeGreaterThan(before);
     }));
 });
