@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
+import { appendFileSync } from "node:fs";
 
 const ROOT = fileURLToPath(new URL("../", import.meta.url));
 
@@ -42,6 +43,13 @@ function track(name: string, child: ChildProcess, base: string): ServerProcess {
   };
   child.stdout?.on("data", keep);
   child.stderr?.on("data", keep);
+  // For investigations: BENCH_SERVER_LOG=FILE appends everything the servers print (with --trace-gc, say).
+  const log = process.env.BENCH_SERVER_LOG;
+  if (log) {
+    const tee = (d: Buffer) => appendFileSync(log, d);
+    child.stdout?.on("data", tee);
+    child.stderr?.on("data", tee);
+  }
   const closed = new Promise<void>((resolve) => child.once("close", () => resolve()));
   const p: ServerProcess = {
     name,
@@ -95,7 +103,9 @@ export async function startTally(
  * Node options of `npm start`: a 32 MB young generation (V8's default is 16 MB) halves the scavenges a busy
  * server runs; measured +8–20% single-event requests/s in back-to-back runs (docs/performance.md).
  */
-export const SERVER_NODE_ARGS = ["--max-semi-space-size=32"];
+export const SERVER_NODE_ARGS = process.env.BENCH_SERVER_NODE_ARGS?.split(" ").filter(Boolean) ?? [
+  "--max-semi-space-size=32",
+];
 
 const HELLO = `
 const http = require("node:http");

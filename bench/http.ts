@@ -49,6 +49,8 @@ const { values: args } = parseArgs({
     connections: { type: "string", default: "100" },
     "batch-connections": { type: "string" },
     "cpu-prof": { type: "string" },
+    /** The rate of the half-rate lines, instead of half of what the max line measured. */
+    rate: { type: "string" },
     steps: { type: "string", default: "fastify,estimate,usage,half,paced,balance,batch" },
   },
 });
@@ -312,6 +314,7 @@ async function benchStore(store: StoreName): Promise<StoreHttpRun> {
     });
 
     // (a') the same at half that rate: autocannon's overallRate, then evenly paced.
+    if (args.rate) max = 2 * Number(args.rate);
     if (max > 2) {
       const half = Math.floor(max / 2);
       await step("half", "POST /v1/usage, half rate", async () => {

@@ -33,12 +33,21 @@ const { values: args } = parseArgs({
     "max-batch": { type: "string", default: "1000" },
     pragma: { type: "string", multiple: true, default: [] },
     "drop-index": { type: "string", multiple: true, default: [] },
+    "page-size": { type: "string" },
   },
 });
 const N = Number(args.debits);
 const NA = Number(args.accounts);
 
 const dir = mkdtempSync(join(tmpdir(), "tally-profile-"));
+if (args["page-size"]) {
+  // page_size only takes effect on an empty file, before WAL mode and the first table.
+  const { default: Database } = await import("better-sqlite3");
+  const db = new Database(join(dir, "profile.db"));
+  db.pragma(`page_size = ${Number(args["page-size"])}`);
+  db.exec("CREATE TABLE _init (x INTEGER); DROP TABLE _init;");
+  db.close();
+}
 const store = (await openStore(join(dir, "profile.db"))) as SqliteStore;
 for (const p of args.pragma) store.db.pragma(p);
 for (const i of args["drop-index"]) store.db.exec(`DROP INDEX ${i}`);
@@ -160,6 +169,7 @@ try {
       (args.pragma.length ? `, pragma ${args.pragma.join(", ")}` : "") +
       (args["drop-index"].length ? `, without ${args["drop-index"].join(", ")}` : "") +
       (args["random-ids"] ? ", random UUID event ids" : "") +
+      (args["page-size"] ? `, page_size ${args["page-size"]}` : "") +
       (args["max-batch"] !== "1000"
         ? `, maxBatch ${args["max-batch"]}, ${args["in-flight"]} in flight`
         : "") +

@@ -797,6 +797,25 @@ class Run {
       const eu = await this.engine.getUsage(u.id);
       this.same(`usage record ${u.id}`, usageView(u), usageView(eu));
     }
+    // Each account's usage history, paged small: every usage once, newest first (on SQLite across the
+    // indexed part and the unindexed tail of the per-account index).
+    for (const account of this.accounts) {
+      const listed: { id: string; at: number }[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await this.engine.listUsages({
+          account_id: account,
+          limit: 2,
+          ...(cursor ? { cursor } : {}),
+        });
+        listed.push(...page.data.map((u) => ({ id: u.id, at: u.recorded_at })));
+        cursor = page.next_cursor ?? undefined;
+      } while (cursor);
+      const want = [...this.model.s.usages.values()].filter((u) => u.account === account).map((u) => u.id);
+      this.same(`usage history of ${account}`, [...want].sort(), listed.map((u) => u.id).sort());
+      if (listed.some((u, i) => i > 0 && u.at > listed[i - 1]!.at))
+        this.fail(`usage history of ${account} is newest first`, "recorded_at descending", listed);
+    }
   }
 
   snapshot(): void {

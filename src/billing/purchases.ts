@@ -455,11 +455,11 @@ export class Purchases {
   async refund(id: string, reason: string | null = null): Promise<PurchaseRecord> {
     let p = await this.getPurchase(id);
     if (p.status === "refunded") return p;
-    if (p.status === "paid" && !(await this.store.startRefund(id, reason, this.engine.clock.now()))) {
-      p = await this.getPurchase(id);
-      if (p.status === "refunded") return p;
-    }
+    if (p.status === "paid") await this.store.startRefund(id, reason, this.engine.clock.now());
+    // Read again whoever started it: a concurrent refund of the same purchase may have finished meanwhile
+    // (then this one answers with its result, as a retry would).
     p = await this.getPurchase(id);
+    if (p.status === "refunded") return p;
     if (p.status !== "refunding")
       throw new TallyError("purchase_not_refundable", `purchase ${id} is ${p.status}`, {
         field: "purchase_id",

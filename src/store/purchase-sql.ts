@@ -5,11 +5,13 @@ type Row = Record<string, unknown>;
 
 /** The few statements purchases need, written once: `?` placeholders, rows out, changed-row counts. */
 export interface Sql {
+  readonly dialect: "sqlite" | "postgres";
   all(sql: string, params: unknown[]): Promise<Row[]>;
   run(sql: string, params: unknown[]): Promise<number>;
 }
 
 export class SqliteSql implements Sql {
+  readonly dialect = "sqlite" as const;
   private readonly stmts = new Map<string, Database.Statement<unknown[], Row>>();
   constructor(private readonly db: Database.Database) {}
   private s(sql: string) {
@@ -33,6 +35,7 @@ function sqliteValue(v: unknown): unknown {
 }
 
 export class PostgresSql implements Sql {
+  readonly dialect = "postgres" as const;
   private readonly texts = new Map<string, string>();
   constructor(private readonly pool: pg.Pool) {}
   private t(sql: string): string {

@@ -1,3 +1,4 @@
+import { accountRowsSql } from "./sqlite/account-index.ts";
 import { big, num } from "./codec.ts";
 import {
   rowToLocalPayment,
@@ -275,10 +276,18 @@ export class PurchaseStore {
 
   /** Credits the journal wrote off when a grant was voided (0 if it was not). */
   async voidedCredits(accountId: string, grantId: string): Promise<bigint> {
-    const rows = await this.sql.all(
-      "SELECT COALESCE(SUM(amount), 0) AS s FROM postings WHERE account_id = ? AND ref = ? AND kind = 'void' AND ledger = 'voided'",
-      [accountId, grantId],
-    );
+    const where = "t.ref = ? AND t.kind = 'void' AND t.ledger = 'voided'";
+    // SQLite keeps the journal's account index off the commit path (sqlite/account-index.ts).
+    const rows =
+      this.sql.dialect === "sqlite"
+        ? await this.sql.all(
+            `SELECT COALESCE(SUM(amount), 0) AS s FROM (${accountRowsSql("postings", () => where)})`,
+            [accountId, grantId, accountId, grantId],
+          )
+        : await this.sql.all(
+            `SELECT COALESCE(SUM(amount), 0) AS s FROM postings t WHERE t.account_id = ? AND ${where}`,
+            [accountId, grantId],
+          );
     return big(rows[0]?.s ?? 0);
   }
 

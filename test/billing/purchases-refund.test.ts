@@ -30,7 +30,9 @@ describeEachStore("purchase refunds", (kind) => {
         t.op("POST", `/v1/purchases/${purchase.id}/refund`, { reason: "duplicate order" }),
       ),
     );
-    expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200]);
+    expect(answers.map((a) => [a.status, a.status === 200 ? "" : JSON.stringify(a.body)])).toEqual(
+      Array(5).fill([200, ""]),
+    );
     for (const a of answers)
       expect(a.body).toMatchObject({
         status: "refunded",

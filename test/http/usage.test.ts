@@ -137,6 +137,25 @@ describeEachStore("usage, estimate and the rate card over HTTP", (kind) => {
     expect(results[4]!.error!.code).toBe("insufficient_credits");
     expect(results[5]!.usage!.replay).toBe(true);
     expect((await t.op("GET", `/v1/accounts/${acct}/balance`)).body.available).toBe("2");
+    // Retries: the same event is a replay; a changed one is a conflict naming the field, even when the
+    // changed event would not price at all; nothing is debited again.
+    const again = await t.op("POST", "/v1/usage/batch", {
+      events: [
+        { ...events[2]! },
+        { ...events[0]!, quantity: 2 },
+        { ...events[3]!, service: "teleport" },
+      ],
+    });
+    expect(again.status).toBe(200);
+    const [same, changed, unpriced] = again.body.results as {
+      ok: boolean;
+      usage?: { replay: boolean; cost: string };
+      error?: { code: string; field: string };
+    }[];
+    expect(same!.usage).toMatchObject({ replay: true, cost: "6" });
+    expect(changed!.error).toMatchObject({ code: "idempotency_conflict", field: "quantity" });
+    expect(unpriced!.error).toMatchObject({ code: "idempotency_conflict", field: "service" });
+    expect((await t.op("GET", `/v1/accounts/${acct}/balance`)).body.available).toBe("2");
     const tooMany = await t.op("POST", "/v1/usage/batch", { events: new Array(1001).fill(events[0]) });
     expect(tooMany.status).toBe(400);
     expect(tooMany.body.error.field).toBe("events");

@@ -57,32 +57,16 @@ function quantityText(e: UsageEvent): string | null {
 
 interface Prepared {
   debit: DebitInput;
-  priced: PricedUsage | null;
-  existing: UsageRecord | null;
+  priced: PricedUsage;
 }
 
 /**
  * Prices an event by the rate card in force at its occurred_at (among `cards`, every version) and turns it
- * into a debit. A retry of an event already recorded is answered from the record, whatever the rate card
- * says now. Synchronous: the caller reads the versions once, for one event or a whole batch.
+ * into a debit. Synchronous: the caller reads the versions once, for one event or a whole batch.
  */
-function toDebit(
-  deps: UsageDeps,
-  e: UsageEvent,
-  /** The stored usage with this event's id, when the caller looked it up (null: there is none). */
-  existing: UsageRecord | null,
-  cards: readonly RateCard[],
-): Prepared {
+function toDebit(deps: UsageDeps, e: UsageEvent, cards: readonly RateCard[]): Prepared {
   const occurredAt = parseTime(e.occurred_at, "occurred_at");
   const quantity = quantityText(e);
-  if (existing) {
-    assertSameEvent(e, existing);
-    return {
-      debit: { id: e.id, account_id: e.account_id, amount: existing.cost, service: e.service },
-      priced: null,
-      existing,
-    };
-  }
   let priced: PricedUsage;
   try {
     const card = rateCardAt(cards, occurredAt ?? deps.engine.clock.now(), "occurred_at");
@@ -107,7 +91,6 @@ function toDebit(
       ...(e.api_key_id !== undefined ? { api_key_id: e.api_key_id } : {}),
     },
     priced,
-    existing: null,
   };
 }
 
@@ -158,7 +141,7 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageDeps> = async (app, dep
     async (req, reply) => {
       // Debit first; only a conflicting id costs a read (a retry after a price change is still a replay).
       const cards = rateCards.fresh() ?? (await rateCards.versions());
-      const { debit, priced } = toDebit(deps, req.body, null, cards);
+      const { debit, priced } = toDebit(deps, req.body, cards);
       try {
         const r = await engine.debit(debit);
         reply.code(r.replay ? 200 : 201);
@@ -187,32 +170,44 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageDeps> = async (app, dep
     },
     async (req) => {
       const events = req.body.events;
-      // One query finds the events already recorded (answered from the record, whatever the price is now).
-      const recorded = new Map((await engine.store.getUsages(events.map((e) => e.id))).map((u) => [u.id, u]));
-      // The versions are read once for the batch (not once per event); only new events need them.
-      const cards = events.some((e) => !recorded.has(e.id))
-        ? (rateCards.fresh() ?? (await rateCards.versions()))
-        : [];
+      // As for one event: debit first; only the events refused as conflicting, or that no longer price,
+      // cost a read (a retry after a price change is still a replay). The versions are read once.
+      const cards = rateCards.fresh() ?? (await rateCards.versions());
       const prepared = events.map((e) => {
         try {
-          return { ok: true as const, p: toDebit(deps, e, recorded.get(e.id) ?? null, cards) };
+          return { ok: true as const, p: toDebit(deps, e, cards) };
         } catch (err) {
           return { ok: false as const, err: asEventError(err) };
         }
       });
-      const toSend = prepared.flatMap((x) => (x.ok && !x.p.existing ? [x.p.debit] : []));
-      const sent = await engine.debitBatch(toSend);
+      const sent = await engine.debitBatch(prepared.flatMap((x) => (x.ok ? [x.p.debit] : [])));
       let k = 0;
-      const results = prepared.map((x, i) => {
-        const id = events[i]!.id;
-        if (!x.ok) return failure(id, x.err, req.id);
-        if (x.p.existing) return { id, ok: true, usage: usageAnswer(x.p.existing, true, null) };
-        const r = sent[k++]!;
-        if (!r.ok) return failure(id, r.error, req.id);
+      const outcomes = prepared.map((x) => (x.ok ? { x, r: sent[k++]! } : { x, r: null }));
+      const retried = outcomes.flatMap(({ x, r }, i) =>
+        !x.ok || (r && !r.ok && r.error instanceof TallyError && r.error.code === "idempotency_conflict")
+          ? [events[i]!.id]
+          : [],
+      );
+      const recorded = new Map(
+        retried.length ? (await engine.store.getUsages(retried)).map((u) => [u.id, u]) : [],
+      );
+      const results = outcomes.map(({ x, r }, i) => {
+        const e = events[i]!;
+        const existing = recorded.get(e.id);
+        if (existing) {
+          try {
+            assertSameEvent(e, existing);
+          } catch (err) {
+            return failure(e.id, err, req.id);
+          }
+          return { id: e.id, ok: true, usage: usageAnswer(existing, true, null) };
+        }
+        if (!x.ok) return failure(e.id, x.err, req.id);
+        if (!r!.ok) return failure(e.id, r!.error, req.id);
         return {
-          id,
+          id: e.id,
           ok: true,
-          usage: usageAnswer(r.value.usage, r.value.replay, r.value.replay ? null : x.p.priced),
+          usage: usageAnswer(r!.value.usage, r!.value.replay, r!.value.replay ? null : x.p.priced),
         };
       });
       return { results };

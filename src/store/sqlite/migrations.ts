@@ -5,6 +5,7 @@ import { IDEMPOTENCY_MIGRATION_SQLITE } from "../idempotency-migrations.ts";
 import { BILLING_MIGRATION_SQLITE } from "../billing-migrations.ts";
 import { PURCHASE_MIGRATION_SQLITE } from "../purchase-migrations.ts";
 import { SESSIONS_MIGRATION_SQLITE } from "../../sessions/migrations.ts";
+import { ACCOUNT_INDEX_MIGRATION_SQLITE } from "./account-index.ts";
 /** SQLite schema, versioned. Amounts are INTEGER micro-credits (64-bit); times are INTEGER epoch ms. */
 export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[] = [
   {
@@ -131,4 +132,5 @@ CREATE INDEX checkout_sessions_account ON checkout_sessions (account_id, created
   { version: 7, name: "purchases", sql: PURCHASE_MIGRATION_SQLITE },
   { version: 8, name: "sessions", sql: SESSIONS_MIGRATION_SQLITE },
   { version: 9, name: "alerts_webhooks_budgets", sql: ALERTS_MIGRATION_SQLITE },
+  { version: 10, name: "deferred_account_indexes", sql: ACCOUNT_INDEX_MIGRATION_SQLITE },
 ];

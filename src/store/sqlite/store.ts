@@ -1,5 +1,6 @@
 import Database from "better-sqlite3";
 import { LedgerCache } from "./ledger-cache.ts";
+import { accountRowsSql, indexTails, tailRowsSetting } from "./account-index.ts";
 import { loadBudgets, writeExtras, type InsertMany } from "./ledger-extras.ts";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
@@ -56,6 +57,8 @@ export class SqliteStore implements Store {
   private readonly stmts = new Map<string, Stmt>();
   /** Accounts and live grants across batches (ledger-cache.ts says when it may be used). */
   private readonly cache = new LedgerCache();
+  /** Unindexed rows a per-account tail may hold (./account-index.ts). */
+  private readonly tailRows = tailRowsSetting();
 
   constructor(readonly path: string) {
     if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
@@ -117,6 +120,7 @@ export class SqliteStore implements Store {
       const snap = this.load(keys, now);
       const { changes, result } = apply(snap);
       this.write(changes);
+      indexTails((sql) => this.s(sql), this.tailRows);
       const state = this.s("SELECT data_version AS v, total_changes() AS t FROM pragma_data_version").get()!;
       written = { changes, token: `${state.v}:${state.t}` };
       return result;
@@ -474,8 +478,8 @@ export class SqliteStore implements Store {
       if (!a) return null;
       const sums = new Map<string, bigint>();
       for (const r of this.s(
-        "SELECT ledger, SUM(amount) AS s FROM postings WHERE account_id = ? AND at <= ? GROUP BY ledger",
-      ).all(accountId, at))
+        `SELECT ledger, SUM(amount) AS s FROM (${accountRowsSql("postings", () => "t.at <= ?")}) GROUP BY ledger`,
+      ).all(accountId, at, accountId, at))
         sums.set(String(r.ledger), BigInt(r.s as bigint));
       const grants: GrantRecord[] = [];
       const holds: HoldRecord[] = [];
@@ -500,32 +504,32 @@ export class SqliteStore implements Store {
   }
 
   async listUsages(q: UsageQuery): Promise<Page<UsageRecord>> {
-    const where = ["account_id = ?"];
-    const args: unknown[] = [q.account_id];
+    const where: string[] = [];
+    const args: unknown[] = [];
     const before = decodeSeqCursor(q.cursor);
     if (before !== null) {
-      where.push("seq < ?");
+      where.push("{seq} < ?");
       args.push(BigInt(before));
     }
     if (q.service) {
-      where.push("service = ?");
+      where.push("t.service = ?");
       args.push(q.service);
     }
     if (q.from !== undefined) {
-      where.push("recorded_at >= ?");
+      where.push("t.recorded_at >= ?");
       args.push(q.from);
     }
     if (q.to !== undefined) {
-      where.push("recorded_at < ?");
+      where.push("t.recorded_at < ?");
       args.push(q.to);
     }
     if (q.credit_source) {
-      where.push("sources LIKE ?");
+      where.push("t.sources LIKE ?");
       args.push(`% ${q.credit_source} %`);
     }
-    const rows = this.db
-      .prepare(`SELECT * FROM usages WHERE ${where.join(" AND ")} ORDER BY seq DESC LIMIT ?`)
-      .all(...args, q.limit + 1) as Row[];
+    const sql = accountRowsSql("usages", (seq) => where.join(" AND ").replaceAll("{seq}", seq), true);
+    const part = [q.account_id, ...args, q.limit + 1];
+    const rows = this.s(`${sql} ORDER BY seq DESC LIMIT ?`).all(...part, ...part, q.limit + 1);
     const page = rows.slice(0, q.limit);
     return {
       data: page.map(rowToUsage),
@@ -535,18 +539,9 @@ export class SqliteStore implements Store {
 
   async listEntries(q: EntryQuery): Promise<Page<JournalEntry>> {
     const before = decodeSeqCursor(q.cursor);
-    const rows = (
-      before === null
-        ? this.s("SELECT * FROM postings WHERE account_id = ? ORDER BY seq DESC LIMIT ?").all(
-            q.account_id,
-            q.limit + 1,
-          )
-        : this.s("SELECT * FROM postings WHERE account_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?").all(
-            q.account_id,
-            BigInt(before),
-            q.limit + 1,
-          )
-    ) as Row[];
+    const sql = accountRowsSql("postings", (seq) => (before === null ? "" : `${seq} < ?`), true);
+    const part = before === null ? [q.account_id, q.limit + 1] : [q.account_id, BigInt(before), q.limit + 1];
+    const rows = this.s(`${sql} ORDER BY seq DESC LIMIT ?`).all(...part, ...part, q.limit + 1);
     const page = rows.slice(0, q.limit).map(rowToEntry);
     return {
       data: page,
@@ -575,8 +570,8 @@ export class SqliteStore implements Store {
 
   async accountTotals(accountId: string): Promise<{ consumed: bigint; granted: Record<string, bigint> }> {
     const c = this.s(
-      "SELECT COALESCE(SUM(amount), 0) AS s FROM postings WHERE account_id = ? AND ledger = 'consumed'",
-    ).get(accountId);
+      `SELECT COALESCE(SUM(amount), 0) AS s FROM (${accountRowsSql("postings", () => "t.ledger = 'consumed'")})`,
+    ).get(accountId, accountId);
     const granted: Record<string, bigint> = {};
     for (const r of this.s(
       "SELECT kind, SUM(amount) AS s FROM grants WHERE account_id = ? GROUP BY kind",
