@@ -140,11 +140,7 @@ describeEachStore("usage, estimate and the rate card over HTTP", (kind) => {
     // Retries: the same event is a replay; a changed one is a conflict naming the field, even when the
     // changed event would not price at all; nothing is debited again.
     const again = await t.op("POST", "/v1/usage/batch", {
-      events: [
-        { ...events[2]! },
-        { ...events[0]!, quantity: 2 },
-        { ...events[3]!, service: "teleport" },
-      ],
+      events: [{ ...events[2]! }, { ...events[0]!, quantity: 2 }, { ...events[3]!, service: "teleport" }],
     });
     expect(again.status).toBe(200);
     const [same, changed, unpriced] = again.body.results as {
