@@ -91,6 +91,8 @@ export class WebhookDispatcher {
   private timer: NodeJS.Timeout | null = null;
   private again = false;
   private unsubscribe: (() => void) | null = null;
+  /** The cursor row exists (it is never deleted). */
+  private cursorExists = false;
 
   constructor(
     private readonly engine: Engine,
@@ -158,7 +160,12 @@ export class WebhookDispatcher {
   }
 
   async fanOut(): Promise<number> {
-    await this.engine.store.putSettingIfAbsent(CURSOR_KEY, "0");
+    // Once per process: on SQLite a write on the main connection waits, blocking, for the ledger's
+    // writer thread to commit; this ran every second and stalled every request behind it.
+    if (!this.cursorExists) {
+      await this.engine.store.putSettingIfAbsent(CURSOR_KEY, "0");
+      this.cursorExists = true;
+    }
     let made = 0;
     for (let round = 0; round < 100; round++) {
       const after = await this.cursor();
