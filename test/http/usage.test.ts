@@ -152,6 +152,21 @@ describeEachStore("usage, estimate and the rate card over HTTP", (kind) => {
     expect(changed!.error).toMatchObject({ code: "idempotency_conflict", field: "quantity" });
     expect(unpriced!.error).toMatchObject({ code: "idempotency_conflict", field: "service" });
     expect((await t.op("GET", `/v1/accounts/${acct}/balance`)).body.available).toBe("2");
+    // One id twice in one batch, the second changed: the first is recorded (not a replay), the second refused.
+    const other = await funded("20");
+    const twice = await t.op("POST", "/v1/usage/batch", {
+      events: [
+        { id: `b6-${other}`, account_id: other, service: "video_download", quantity: 1 },
+        { id: `b6-${other}`, account_id: other, service: "video_download", quantity: 2 },
+      ],
+    });
+    const [first, second] = twice.body.results as {
+      ok: boolean;
+      usage?: { replay: boolean };
+      error?: { code: string; field: string };
+    }[];
+    expect(first).toMatchObject({ ok: true, usage: { replay: false } });
+    expect(second!.error).toMatchObject({ code: "idempotency_conflict", field: "quantity" });
     const tooMany = await t.op("POST", "/v1/usage/batch", { events: new Array(1001).fill(events[0]) });
     expect(tooMany.status).toBe(400);
     expect(tooMany.body.error.field).toBe("events");

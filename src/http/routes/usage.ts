@@ -182,18 +182,21 @@ export const usageRoutes: FastifyPluginAsyncTypebox<UsageDeps> = async (app, dep
       });
       const sent = await engine.debitBatch(prepared.flatMap((x) => (x.ok ? [x.p.debit] : [])));
       let k = 0;
-      const outcomes = prepared.map((x) => (x.ok ? { x, r: sent[k++]! } : { x, r: null }));
-      const retried = outcomes.flatMap(({ x, r }, i) =>
-        !x.ok || (r && !r.ok && r.error instanceof TallyError && r.error.code === "idempotency_conflict")
-          ? [events[i]!.id]
-          : [],
-      );
+      // Retried: refused as conflicting, or no longer priced. Only these are answered from the record (an
+      // earlier event of this batch with the same id was recorded fresh, and answers as such).
+      const outcomes = prepared.map((x) => {
+        const r = x.ok ? sent[k++]! : null;
+        const retried =
+          !r || (!r.ok && r.error instanceof TallyError && r.error.code === "idempotency_conflict");
+        return { x, r, retried };
+      });
+      const retriedIds = outcomes.flatMap((o, i) => (o.retried ? [events[i]!.id] : []));
       const recorded = new Map(
-        retried.length ? (await engine.store.getUsages(retried)).map((u) => [u.id, u]) : [],
+        retriedIds.length ? (await engine.store.getUsages(retriedIds)).map((u) => [u.id, u]) : [],
       );
-      const results = outcomes.map(({ x, r }, i) => {
+      const results = outcomes.map(({ x, r, retried }, i) => {
         const e = events[i]!;
-        const existing = recorded.get(e.id);
+        const existing = retried ? recorded.get(e.id) : undefined;
         if (existing) {
           try {
             assertSameEvent(e, existing);
