@@ -11,6 +11,9 @@
  *   npm run bench:http -- --steps usage,batch    # some of: fastify, estimate, usage, half, paced, balance, batch
  *   npm run bench:http -- --only sqlite --no-doc --cpu-prof /tmp/prof   # V8 profile of the Tally server; then
  *   npx tsx bench/cpuprofile-summary.ts /tmp/prof/<the largest file>.cpuprofile
+ *   npm run bench:http -- --only sqlite --no-doc --steps usage,paced --rate 3500   # half-rate lines at 3,500/s
+ *   BENCH_SERVER_NODE_ARGS="--max-semi-space-size=32 --trace-gc" BENCH_SERVER_LOG=/tmp/gc.log npm run bench:http …
+ *     # the servers' Node flags (instead of npm start's), and everything they print appended to a file
  *
  * Every server is its own process, started as `npm start` starts it (`tally serve`, LOG_LEVEL=warn): one on
  * a fresh SQLite file in a temp directory, one on a fresh PostgreSQL database on TEST_DATABASE_URL (default

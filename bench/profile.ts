@@ -6,6 +6,7 @@
  *   npx tsx bench/profile.ts [--mode concurrent|batch|schema] [--debits 100000] [--accounts 1000] [--statements] [--random-ids] [--postings 2 (schema mode)]
  *                            [--max-batch 1000 (group commit)] [--in-flight 4000]
  *                            [--pragma cache_size=-262144 ...] [--drop-index postings_account ...]
+ *                            [--page-size 1024 (set on the empty file, before the schema)]
  *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/profile.ts   # then:
  *   npx tsx bench/cpuprofile-summary.ts /tmp/prof/*.cpuprofile
  */
