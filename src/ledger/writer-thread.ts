@@ -1,7 +1,13 @@
 import { Worker } from "node:worker_threads";
 import type { BatchExecutor, BatchOutcome } from "./execute-batch.ts";
 import type { Command } from "./types.ts";
-import { CHECKPOINT_INTERVAL_MS, fromWire, type FromWriter, type ToWriter } from "./writer-wire.ts";
+import {
+  CHECKPOINT_INTERVAL_MS,
+  fromWire,
+  walRestartPagesSetting,
+  type FromWriter,
+  type ToWriter,
+} from "./writer-wire.ts";
 
 interface Waiting {
   resolve: (o: BatchOutcome) => void;
@@ -26,6 +32,7 @@ export class ThreadExecutor implements BatchExecutor {
   private checkpointer: Worker | null = null;
   private nextId = 1;
   private readonly waiting = new Map<number, Waiting>();
+  private readonly walRestartPages = walRestartPagesSetting();
 
   constructor(private readonly path: string) {}
 
@@ -56,11 +63,22 @@ export class ThreadExecutor implements BatchExecutor {
 
   private startCheckpointer(): Worker {
     const checkpointer = new Worker(BOOTSTRAP, {
-      workerData: { role: "checkpoint", path: this.path, interval_ms: CHECKPOINT_INTERVAL_MS },
+      workerData: {
+        role: "checkpoint",
+        path: this.path,
+        interval_ms: CHECKPOINT_INTERVAL_MS,
+        restart_pages: this.walRestartPages,
+      },
     });
     checkpointer.unref();
     // A checkpointer that fails is not fatal: the connections' own threshold takes over.
     checkpointer.on("error", () => {});
+    // The log is long: the writer starts it over between batches. Idle, nothing to do: once the passive
+    // checkpoints have copied everything, the next commit starts the log over by itself.
+    checkpointer.on("message", (m: unknown) => {
+      if (m === "restart-log" && this.worker)
+        this.worker.postMessage({ type: "restart-log" } satisfies ToWriter);
+    });
     checkpointer.on("exit", () => {
       if (this.checkpointer === checkpointer) this.checkpointer = null;
     });

@@ -15,7 +15,30 @@ export const BACKSTOP_CHECKPOINT_PAGES = 100_000;
 /** How often the checkpoint thread copies committed WAL pages into the database file. */
 export const CHECKPOINT_INTERVAL_MS = 250;
 
-export type ToWriter = { type: "batch"; id: number; cmds: Command[]; now: number } | { type: "close" };
+/** WAL pages after which the log is made to start over (checkpoint-worker.ts): 64 MB at 4 kB pages. */
+export const DEFAULT_WAL_RESTART_PAGES = 16_384;
+const MAX_WAL_RESTART_PAGES = 1_000_000;
+
+/** `TALLY_SQLITE_WAL_RESTART_PAGES`, validated (a bad value stops the server at start, not later). */
+export function walRestartPagesSetting(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.TALLY_SQLITE_WAL_RESTART_PAGES;
+  if (raw === undefined || raw === "") return DEFAULT_WAL_RESTART_PAGES;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_WAL_RESTART_PAGES)
+    throw new Error(
+      `TALLY_SQLITE_WAL_RESTART_PAGES must be an integer from 1 to ${MAX_WAL_RESTART_PAGES}, not ${raw}`,
+    );
+  return n;
+}
+
+export type ToWriter =
+  | { type: "batch"; id: number; cmds: Command[]; now: number }
+  /** From the checkpoint thread, by way of the main thread: the WAL is long, start it over. */
+  | { type: "restart-log" }
+  | { type: "close" };
+
+/** How long the writer's RESTART checkpoint may wait for readers to leave the log before giving up. */
+export const RESTART_WAIT_MS = 20;
 
 export type FromWriter =
   | { type: "done"; id: number; outcomes: WireOutcome[]; info: CommitInfo | null }

@@ -3,11 +3,12 @@
  * default), answers and refusals cross back intact, and a thread that dies is replaced without losing or
  * repeating a debit.
  */
-import { statSync } from "node:fs";
+import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { Engine } from "../../src/ledger/engine.ts";
 import { ThreadExecutor } from "../../src/ledger/writer-thread.ts";
+import { walRestartPagesSetting } from "../../src/ledger/writer-wire.ts";
 import { SqliteStore } from "../../src/store/sqlite/store.ts";
 import { cr, expectTallyError, fundedAccount, uid, withFreshEngine } from "./harness.ts";
 
@@ -93,4 +94,75 @@ describe("SQLite writer thread", () => {
       }
       expect(after).toBeGreaterThan(before);
     }));
+});
+
+describe("SQLite WAL under steady load", () => {
+  /** Salt-1 of the WAL header: SQLite changes it each time the log starts over from the top of the file. */
+  function walSalt(path: string): number {
+    const fd = openSync(`${path}-wal`, "r");
+    try {
+      const header = Buffer.alloc(32);
+      readSync(fd, header, 0, 32, 0);
+      return header.readUInt32BE(16);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  it("starts the log over once it passes TALLY_SQLITE_WAL_RESTART_PAGES, though commits and reads never pause", async () => {
+    const before = process.env.TALLY_SQLITE_WAL_RESTART_PAGES;
+    process.env.TALLY_SQLITE_WAL_RESTART_PAGES = "64";
+    try {
+      await withFreshEngine("sqlite", async ({ engine, db }) => {
+        const accounts: string[] = [];
+        for (let i = 0; i < 50; i++)
+          accounts.push((await fundedAccount(engine, [{ amount: cr(1e6), kind: "purchase" }])).account);
+        let stop = false;
+        let debits = 0;
+        // 20 clients debiting back to back, and one reading the main connection all the while: a passive
+        // checkpoint alone never finds the moment to let the log start over (the salt would never change).
+        const writers = Array.from({ length: 20 }, async (_, w) => {
+          for (let i = w; !stop; i += 20) {
+            await engine.debit({
+              id: uid("use"),
+              account_id: accounts[i % 50]!,
+              amount: cr(0.01),
+              service: "tts",
+            });
+            debits++;
+          }
+        });
+        const reader = (async () => {
+          for (let i = 0; !stop; i++) {
+            await engine.balance(accounts[i % 50]!);
+            await new Promise((r) => setImmediate(r));
+          }
+        })();
+        const salts = new Set<number>();
+        const t0 = Date.now();
+        while (Date.now() - t0 < 3000) {
+          await sleep(20);
+          salts.add(walSalt(db.url));
+        }
+        stop = true;
+        await Promise.all([...writers, reader]);
+        expect(debits).toBeGreaterThan(3000);
+        // The checkpoint thread looks every 250 ms and the log passes 64 pages between two looks.
+        expect(salts.size).toBeGreaterThanOrEqual(4);
+        expect((await engine.audit()).ok).toBe(true);
+      });
+    } finally {
+      if (before === undefined) delete process.env.TALLY_SQLITE_WAL_RESTART_PAGES;
+      else process.env.TALLY_SQLITE_WAL_RESTART_PAGES = before;
+    }
+  });
+
+  it("refuses a TALLY_SQLITE_WAL_RESTART_PAGES that is not a page count", () => {
+    for (const bad of ["0", "-5", "1.5", "abc", "1000001"])
+      expect(() => walRestartPagesSetting({ TALLY_SQLITE_WAL_RESTART_PAGES: bad })).toThrow(
+        /TALLY_SQLITE_WAL_RESTART_PAGES must be an integer/,
+      );
+    expect(walRestartPagesSetting({})).toBe(16_384);
+    expect(walRestartPagesSetting({ TALLY_SQLITE_WAL_RESTART_PAGES: "100" })).toBe(100);
+  });
 });

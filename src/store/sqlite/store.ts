@@ -45,6 +45,8 @@ import { SQLITE_MIGRATIONS } from "./migrations.ts";
 
 type Row = Record<string, unknown>;
 const INSERT_CHUNK = 64;
+/** How long a statement waits for another connection's lock before failing with SQLITE_BUSY. */
+export const SQLITE_BUSY_TIMEOUT_MS = 10_000;
 type Stmt = Database.Statement<unknown[], Row>;
 
 /**
@@ -65,11 +67,13 @@ export class SqliteStore implements Store {
     this.db = new Database(path);
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = FULL");
-    this.db.pragma("busy_timeout = 10000");
+    this.db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     // Measured (docs/performance.md): checkpointing every 1,000 pages ran inside nearly every group
     // commit; a bigger WAL and page cache keep commits to the WAL append they must be.
     this.db.pragma("wal_autocheckpoint = 10000");
     this.db.pragma("cache_size = -262144");
+    // When the log starts over (ledger/checkpoint-worker.ts), a file that grew past 64 MB is cut back.
+    this.db.pragma("journal_size_limit = 67108864");
     this.db.pragma("foreign_keys = ON");
     this.db.defaultSafeIntegers(true);
   }
