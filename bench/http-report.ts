@@ -27,6 +27,8 @@ export interface Measured {
   commits?: { batches: number; meanSize: number };
   /** Measured by the open-loop generator (bench/http-paced.ts), not autocannon. */
   paced?: boolean;
+  /** The hello-world under the paced generator at the same rate: what the generator and machine add. */
+  floor?: boolean;
 }
 
 export type Measurement = Measured | { label: string; error: string };
@@ -115,8 +117,9 @@ export function renderHttpResults(run: HttpBenchRun): string {
     "Every line is one server process under one load generator on the same machine. **vs hello-world** " +
       "divides the line's 2xx answers per second by those of the bare `node:http` hello-world measured just " +
       "before that store's lines, with the same generator and connection count. Latency is per request, " +
-      "from autocannon (whole milliseconds) except the evenly paced line, which is measured from each " +
-      "request's scheduled send time. **Commits** are the group-commit transactions the server ran during " +
+      "from autocannon (whole milliseconds) except the evenly paced lines, which are measured from each " +
+      "request's scheduled send time by an open-loop generator on raw sockets (bench/http-paced.ts); the " +
+      "hello-world paced at the same rate shows what that generator and the machine add. **Commits** are the group-commit transactions the server ran during " +
       "the line (from `/metrics`) and the mean number of events in each.",
     "",
     "| Store | Request | Connections | Throughput | vs hello-world | Latency p50 / p99 (max) | Commits × mean events | Not 2xx |",
@@ -176,20 +179,22 @@ export function renderHttpResults(run: HttpBenchRun): string {
     const x = find(s, "POST /v1/usage", (y) => y.rate === undefined);
     if (!x || !s.hello) return "not measured";
     const r = x.requestsPerSecond / s.hello.requestsPerSecond;
-    const f = find(s, "GET /");
+    const f = find(s, "GET /", (y) => !y.floor);
     const vsFastify = f ? `; ${fmtPct(x.requestsPerSecond / f.requestsPerSecond)} of bare Fastify's` : "";
     return `${r >= HTTP_TARGETS.singleVsHello ? "yes" : "no"}: ${fmtPct(r)} (${fmtInt(x.requestsPerSecond)} of ${fmtInt(s.hello.requestsPerSecond)} req/s${vsFastify})`;
   });
+  // Judged on the evenly paced line: autocannon's overallRate sends each second's quota in one burst at
+  // full concurrency (bench/http-paced.ts), so its p99 is the queue of that burst, not latency at a rate.
   row("p99 ≤ 10 ms at half of the maximum rate", (s) => {
     const p = find(s, "POST /v1/usage", (y) => y.paced === true);
     const a = find(s, "POST /v1/usage", (y) => y.rate !== undefined && !y.paced);
-    if (!p && !a) return "not measured";
-    const worst = Math.max(p?.latency.p99 ?? 0, a?.latency.p99 ?? 0);
+    const floor = find(s, "GET /", (y) => y.floor === true);
+    if (!p) return "not measured";
     return (
-      `${worst <= HTTP_TARGETS.p99AtHalfMs ? "yes" : "no"}: ` +
-      [p ? `${ms(p.latency.p99)} evenly paced` : "", a ? `${ms(a.latency.p99)} with autocannon` : ""]
-        .filter(Boolean)
-        .join(", ")
+      `${p.latency.p99 <= HTTP_TARGETS.p99AtHalfMs ? "yes" : "no"}: ${ms(p.latency.p99)} evenly paced at ` +
+      `${fmtInt(p.rate ?? 0)} req/s` +
+      (floor ? ` (the hello-world paced at the same rate: ${ms(floor.latency.p99)})` : "") +
+      (a ? `; ${ms(a.latency.p99)} in autocannon's bursts of the same rate` : "")
     );
   });
   row("Batch ingestion ≥ 200,000 events/s on SQLite, ≥ 50,000 on PostgreSQL", (s) => {

@@ -171,6 +171,38 @@ async function measureFastifyHello(): Promise<Measured> {
   }
 }
 
+/**
+ * The node:http hello-world under the paced generator at `rate`, while the Tally server waits idle: the
+ * latency the generator, loopback and machine add by themselves (the floor of the paced Tally line).
+ */
+async function measurePacedHello(rate: number): Promise<Measured> {
+  const hello = await startHello();
+  try {
+    log(`hello-world GET / at ${fmtInt(rate)} req/s, evenly paced (open loop), ${SECONDS} s…`);
+    const request = () => ({ method: "GET", path: "/", headers: {} });
+    await paced({ base: hello.base, rate, seconds: WARMUP_SECONDS, maxSockets: CONNECTIONS, request });
+    const p = await paced({ base: hello.base, rate, seconds: SECONDS, maxSockets: CONNECTIONS, request });
+    log(`  paced hello-world: p50 ${p.latency.p50.toFixed(1)} ms, p99 ${p.latency.p99.toFixed(1)} ms`);
+    return {
+      label: "node:http hello-world, ½ max rate (evenly paced: the generator's floor)",
+      route: "GET /",
+      connections: CONNECTIONS,
+      rate,
+      seconds: p.seconds,
+      requestsPerSecond: p.achieved,
+      latency: { p50: p.latency.p50, p99: p.latency.p99, max: p.latency.max },
+      non2xx: p.non2xx,
+      errors: p.errors + (p.sent - p.answered),
+      timeouts: p.sent - p.answered,
+      statusCodes: {},
+      paced: true,
+      floor: true,
+    };
+  } finally {
+    await hello.stop();
+  }
+}
+
 /** Group commits so far, from the server's Prometheus metrics. */
 async function commitBatches(server: ServerProcess): Promise<number> {
   const text = await (await fetch(`${server.base}/metrics`)).text();
@@ -367,6 +399,7 @@ async function benchStore(store: StoreName): Promise<StoreHttpRun> {
         );
         return m;
       });
+      await step("paced", "hello-world, half rate, paced", () => measurePacedHello(half));
     }
 
     // (b) balance reads.

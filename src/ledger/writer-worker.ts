@@ -23,13 +23,41 @@ store.db.pragma(`wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`);
 
 // Batches are run strictly one after another, in arrival order.
 let chain: Promise<void> = Promise.resolve();
+/** Messages received and not yet handled. */
+let pending = 0;
+let closed = false;
 
 port.on("message", (msg: ToWriter) => {
-  chain = chain.then(() => handle(msg));
+  pending++;
+  chain = chain
+    .then(() => handle(msg))
+    .finally(() => {
+      pending--;
+      if (pending === 0 && store.indexWanted) whenIdle();
+    });
 });
+
+/**
+ * Per-account index steps (store/sqlite/account-index.ts) run here, one small transaction at a time,
+ * only while no batch waits: a message that arrives meanwhile is handled first (messages are delivered
+ * before `setImmediate` callbacks run). A writer that never idles leaves them to its commits.
+ */
+function whenIdle(): void {
+  setImmediate(() => {
+    if (pending > 0 || closed) return;
+    let more = false;
+    try {
+      more = store.indexStep();
+    } catch {
+      // An I/O or other trouble: the commits' own steps are the backstop; try again after the next batch.
+    }
+    if (more) whenIdle();
+  });
+}
 
 async function handle(msg: ToWriter): Promise<void> {
   if (msg.type === "close") {
+    closed = true;
     await store.close();
     port!.close();
     return;

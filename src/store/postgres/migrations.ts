@@ -138,4 +138,5 @@ CREATE INDEX checkout_sessions_account ON checkout_sessions (account_id, created
   // SQLite's per-account indexes moved off its commit path (sqlite/account-index.ts); PostgreSQL keeps
   // its indexes. The version exists so both dialects list the same versions.
   { version: 10, name: "deferred_account_indexes", sql: "SELECT 1" },
+  { version: 11, name: "account_index_steps", sql: "SELECT 1" },
 ];

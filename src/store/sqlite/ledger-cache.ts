@@ -90,6 +90,14 @@ export class LedgerCache {
     if (this.accounts.size > MAX_ACCOUNTS) this.clear();
   }
 
+  /**
+   * This connection committed something that touched no account or grant (an index step): if the cache
+   * was current at `before`, it still is at `after`.
+   */
+  carriedOver(before: string, after: string): void {
+    if (this.token === before) this.token = after;
+  }
+
   clear(): void {
     this.accounts.clear();
     this.live.clear();

@@ -5,7 +5,7 @@ import { IDEMPOTENCY_MIGRATION_SQLITE } from "../idempotency-migrations.ts";
 import { BILLING_MIGRATION_SQLITE } from "../billing-migrations.ts";
 import { PURCHASE_MIGRATION_SQLITE } from "../purchase-migrations.ts";
 import { SESSIONS_MIGRATION_SQLITE } from "../../sessions/migrations.ts";
-import { ACCOUNT_INDEX_MIGRATION_SQLITE } from "./account-index.ts";
+import { ACCOUNT_INDEX_MIGRATION_SQLITE, ACCOUNT_INDEX_STEPS_MIGRATION_SQLITE } from "./account-index.ts";
 /** SQLite schema, versioned. Amounts are INTEGER micro-credits (64-bit); times are INTEGER epoch ms. */
 export const SQLITE_MIGRATIONS: { version: number; name: string; sql: string }[] = [
   {
@@ -133,4 +133,5 @@ CREATE INDEX checkout_sessions_account ON checkout_sessions (account_id, created
   { version: 8, name: "sessions", sql: SESSIONS_MIGRATION_SQLITE },
   { version: 9, name: "alerts_webhooks_budgets", sql: ALERTS_MIGRATION_SQLITE },
   { version: 10, name: "deferred_account_indexes", sql: ACCOUNT_INDEX_MIGRATION_SQLITE },
+  { version: 11, name: "account_index_steps", sql: ACCOUNT_INDEX_STEPS_MIGRATION_SQLITE },
 ];

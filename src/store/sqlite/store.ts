@@ -1,6 +1,6 @@
 import Database from "better-sqlite3";
 import { LedgerCache } from "./ledger-cache.ts";
-import { accountRowsSql, indexTails, tailRowsSetting } from "./account-index.ts";
+import { MERGE_QUEUE_SQL, accountRowsSql, indexTails, tailRowsSetting } from "./account-index.ts";
 import { loadBudgets, writeExtras, type InsertMany } from "./ledger-extras.ts";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
@@ -59,6 +59,8 @@ export class SqliteStore implements Store {
   private readonly stmts = new Map<string, Stmt>();
   /** Accounts and live grants across batches (ledger-cache.ts says when it may be used). */
   private readonly cache = new LedgerCache();
+  /** The last commit left index work for `indexStep` (a merge in progress, or a tail past the threshold). */
+  indexWanted = false;
   /** Unindexed rows a per-account tail may hold (./account-index.ts). */
   private readonly tailRows = tailRowsSetting();
 
@@ -75,6 +77,8 @@ export class SqliteStore implements Store {
     // When the log starts over (ledger/checkpoint-worker.ts), a file that grew past 64 MB is cut back.
     this.db.pragma("journal_size_limit = 67108864");
     this.db.pragma("foreign_keys = ON");
+    this.db.pragma("temp_store = MEMORY");
+    this.db.exec(MERGE_QUEUE_SQL);
     this.db.defaultSafeIntegers(true);
   }
 
@@ -120,11 +124,17 @@ export class SqliteStore implements Store {
     apply: (snap: Snapshot) => { changes: ChangeSet; result: T },
   ): Promise<T> {
     let written: { changes: ChangeSet; token: string } | undefined;
+    let indexing = false;
     const tx = this.db.transaction(() => {
       const snap = this.load(keys, now);
       const { changes, result } = apply(snap);
       this.write(changes);
-      indexTails((sql) => this.s(sql), this.tailRows);
+      indexing = indexTails(
+        (sql) => this.s(sql),
+        this.tailRows,
+        { usages: changes.usages.inserted.length, postings: changes.postings.length },
+        "inline",
+      ).more;
       const state = this.s("SELECT data_version AS v, total_changes() AS t FROM pragma_data_version").get()!;
       written = { changes, token: `${state.v}:${state.t}` };
       return result;
@@ -132,10 +142,45 @@ export class SqliteStore implements Store {
     try {
       const result = tx.immediate();
       this.cache.committed(written!.changes, written!.token);
+      this.indexWanted = indexing;
       return result;
     } catch (err) {
       this.cache.clear();
       throw err;
+    }
+  }
+
+  /**
+   * One idle index step (./account-index.ts) in a transaction of its own; true when more are wanted. Run
+   * by the writer thread when it has nothing else to do: a lock held by another process is not waited for.
+   */
+  indexStep(): boolean {
+    const token = () => {
+      const state = this.s("SELECT data_version AS v, total_changes() AS t FROM pragma_data_version").get()!;
+      return `${state.v}:${state.t}`;
+    };
+    let tokens: [string, string] | undefined;
+    const tx = this.db.transaction(() => {
+      const before = token();
+      const { more } = indexTails((sql) => this.s(sql), this.tailRows, { usages: 0, postings: 0 }, "idle");
+      tokens = [before, token()];
+      return more;
+    });
+    this.db.pragma("busy_timeout = 0");
+    // No fsync of its own: a step lost to a crash is simply taken again (marks and index rows go
+    // together), and the next ledger commit's fsync makes it durable with everything before it.
+    this.db.pragma("synchronous = NORMAL");
+    try {
+      const more = tx.immediate();
+      this.cache.carriedOver(...tokens!);
+      this.indexWanted = more;
+      return more;
+    } catch (err) {
+      if ((err as { code?: string }).code === "SQLITE_BUSY") return false;
+      throw err;
+    } finally {
+      this.db.pragma("synchronous = FULL");
+      this.db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     }
   }
 
