@@ -2,7 +2,10 @@
  * Summarises a V8 .cpuprofile (from `node --cpu-prof`): self and inclusive time per function, by file.
  * Time inside native better-sqlite3 / pg calls is counted as self time of the JS function that called them.
  *
- *   npx tsx bench/cpuprofile-summary.ts <file.cpuprofile> [rows]
+ *   npx tsx bench/cpuprofile-summary.ts <file.cpuprofile> [rows] [from_s] [to_s]
+ *
+ * `from_s`/`to_s`: only the samples taken that many seconds after the profile started (the bench logs
+ * print when each line ran), so a profile of a whole bench run can be read one line at a time.
  */
 import { readFileSync } from "node:fs";
 
@@ -17,7 +20,7 @@ interface Profile {
   timeDeltas: number[];
 }
 
-const [file, rowsArg] = process.argv.slice(2);
+const [file, rowsArg, fromArg, toArg] = process.argv.slice(2);
 if (!file) {
   console.error("usage: npx tsx bench/cpuprofile-summary.ts <file.cpuprofile> [rows]");
   process.exit(2);
@@ -31,10 +34,15 @@ for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n
 const name = (n: Node) =>
   `${n.callFrame.functionName || "(anonymous)"}  ${n.callFrame.url.replace(/^.*?\/(src|bench|node_modules)\//, "$1/").replace(/^file:\/\//, "")}`;
 
+const fromUs = fromArg === undefined ? -Infinity : Number(fromArg) * 1e6;
+const toUs = toArg === undefined ? Infinity : Number(toArg) * 1e6;
 const sampled = new Map<number, number>();
 let total = 0;
+let at = 0;
 profile.samples.forEach((id, i) => {
   const dt = profile.timeDeltas[i] ?? 0;
+  at += dt;
+  if (at < fromUs || at > toUs) return;
   sampled.set(id, (sampled.get(id) ?? 0) + dt);
   total += dt;
 });

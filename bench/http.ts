@@ -8,7 +8,7 @@
  *   npm run bench:http -- --only sqlite       # one store (sqlite | postgres)
  *   npm run bench:http -- --no-doc            # print the results, leave docs/performance.md alone
  *   npm run bench:http -- --seconds 10 --connections 100 --batch-connections 2
- *   npm run bench:http -- --steps usage,batch    # some of: fastify, estimate, usage, half, paced, balance, batch
+ *   npm run bench:http -- --steps usage,batch    # some of: fastify, estimate, usage, half, paced, idem, balance, batch
  *   npm run bench:http -- --only sqlite --no-doc --cpu-prof /tmp/prof   # V8 profile of the Tally server; then
  *   npx tsx bench/cpuprofile-summary.ts /tmp/prof/<the largest file>.cpuprofile
  *   npm run bench:http -- --only sqlite --no-doc --steps usage,paced --rate 3500   # half-rate lines at 3,500/s
@@ -54,7 +54,7 @@ const { values: args } = parseArgs({
     "cpu-prof": { type: "string" },
     /** The rate of the half-rate lines, instead of half of what the max line measured. */
     rate: { type: "string" },
-    steps: { type: "string", default: "fastify,estimate,usage,half,paced,balance,batch" },
+    steps: { type: "string", default: "fastify,estimate,usage,half,paced,idem,balance,batch" },
   },
 });
 
@@ -400,6 +400,42 @@ async function benchStore(store: StoreName): Promise<StoreHttpRun> {
         return m;
       });
       await step("paced", "hello-world, half rate, paced", () => measurePacedHello(half));
+      // (a'') the same rate, each request with its own Idempotency-Key (as API clients are told to send).
+      await step("idem", "POST /v1/usage with Idempotency-Key, half rate, paced", async () => {
+        log(
+          `${store}: POST /v1/usage with Idempotency-Key at ${fmtInt(half)} req/s, evenly paced, ${SECONDS} s…`,
+        );
+        let k = 0;
+        const p = await paced({
+          base: server.base,
+          rate: half,
+          seconds: SECONDS,
+          maxSockets: CONNECTIONS,
+          request: () => ({
+            method: "POST",
+            path: "/v1/usage",
+            headers: { ...JSON_AUTH, "idempotency-key": `bench-idem-${k++}` },
+            body: eventBody(),
+          }),
+        });
+        acked += p.ok;
+        log(`  idempotent: p50 ${p.latency.p50.toFixed(1)} ms, p99 ${p.latency.p99.toFixed(1)} ms`);
+        return {
+          label: "single event with `Idempotency-Key`, ½ max rate (evenly paced)",
+          route: "POST /v1/usage",
+          connections: CONNECTIONS,
+          rate: half,
+          seconds: p.seconds,
+          requestsPerSecond: p.achieved,
+          latency: { p50: p.latency.p50, p99: p.latency.p99, max: p.latency.max },
+          non2xx: p.non2xx,
+          errors: p.errors + (p.sent - p.answered),
+          timeouts: p.sent - p.answered,
+          statusCodes: {},
+          paced: true,
+          idempotencyKey: true,
+        };
+      });
     }
 
     // (b) balance reads.

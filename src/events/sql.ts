@@ -23,7 +23,11 @@ export interface Sql {
 class SqliteSql implements Sql {
   readonly dialect = "sqlite" as const;
   private readonly stmts = new Map<string, Database.Statement<unknown[], Row>>();
-  constructor(private readonly db: Database.Database) {}
+  private readonly db: Database.Database;
+  /** Writes go through the store's `writeSql`: with a writer thread, they join its commits. */
+  constructor(private readonly store: SqliteStore) {
+    this.db = store.db;
+  }
   private st(sql: string) {
     let s = this.stmts.get(sql);
     if (!s) this.stmts.set(sql, (s = this.db.prepare(sql) as Database.Statement<unknown[], Row>));
@@ -36,7 +40,7 @@ class SqliteSql implements Sql {
     return this.st(sql).get(...params.map(lite)) ?? null;
   }
   async run(sql: string, params: unknown[] = []) {
-    return this.st(sql).run(...params.map(lite)).changes;
+    return (await this.store.writeSql(sql, params.map(lite))).changes;
   }
 }
 
@@ -79,7 +83,7 @@ export function sqlFor(store: Store): Sql {
   if (!s) {
     s =
       store.dialect === "sqlite"
-        ? new SqliteSql((store as SqliteStore).db)
+        ? new SqliteSql(store as SqliteStore)
         : new PgSql((store as PostgresStore).pool);
     cache.set(store, s);
   }

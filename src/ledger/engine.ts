@@ -38,7 +38,7 @@ import {
 import { checkEvents, validateCommand } from "./validate.ts";
 import { ThreadExecutor } from "./writer-thread.ts";
 import { BACKSTOP_CHECKPOINT_PAGES } from "./writer-wire.ts";
-import type { SqliteStore } from "../store/sqlite/store.ts";
+import type { SqlMode, SqliteStore } from "../store/sqlite/store.ts";
 
 /** The file of a SQLite store (null for PostgreSQL and for an in-memory database, which no thread can share). */
 function sqliteFile(store: Store): string | null {
@@ -68,6 +68,8 @@ export class Engine {
   readonly clock: Clock;
   readonly committer: GroupCommitter;
   private readonly listeners = new Set<CommitListener>();
+  /** Stops routing the store's other writes to this engine's writer thread (at close). */
+  private releaseWriter: () => void = () => {};
 
   constructor(
     readonly store: Store,
@@ -79,8 +81,17 @@ export class Engine {
     const thread = file !== null && (opts.sqliteWriter ?? "thread") === "thread";
     // The checkpoint thread keeps the WAL short: this connection must not checkpoint inside its own commits.
     if (thread) (store as SqliteStore).setAutoCheckpoint(BACKSTOP_CHECKPOINT_PAGES);
+    const executor = thread ? new ThreadExecutor(file) : null;
+    if (executor) {
+      // The store's other writes (idempotency records, settings, webhooks…) join the writer's commits.
+      const writer = (sql: string, params: unknown[], mode: SqlMode) => executor.sql(sql, params, mode);
+      (store as SqliteStore).writer = writer;
+      this.releaseWriter = () => {
+        if ((store as SqliteStore).writer === writer) (store as SqliteStore).writer = null;
+      };
+    }
     this.committer = new GroupCommitter(store, this.clock, {
-      ...(thread ? { executor: new ThreadExecutor(file) } : {}),
+      ...(executor ? { executor } : {}),
       maxBatch: 1000,
       maxWaitMs: 2,
       lanes,
@@ -330,6 +341,7 @@ export class Engine {
   /** Finishes in-flight commits, then closes the store. */
   async close(): Promise<void> {
     await this.committer.close();
+    this.releaseWriter();
     await this.store.close();
   }
 }

@@ -6,11 +6,14 @@ import {
   fromWire,
   walRestartPagesSetting,
   type FromWriter,
+  type SqlMode,
+  type SqlResult,
   type ToWriter,
 } from "./writer-wire.ts";
 
 interface Waiting {
   resolve: (o: BatchOutcome) => void;
+  resolveSql?: (r: SqlResult) => void;
   reject: (e: unknown) => void;
 }
 
@@ -44,6 +47,22 @@ export class ThreadExecutor implements BatchExecutor {
       this.waiting.set(id, { resolve, reject });
       const msg: ToWriter = { type: "batch", id, cmds, now };
       worker.postMessage(msg);
+    });
+  }
+
+  /**
+   * One write statement run by the writer thread for the main thread. On the main connection a write
+   * waits, blocking the event loop, for the writer's transaction to end (SQLite's busy handler sleeps),
+   * and pays an fsync of its own; here statements that arrive together share one transaction and one
+   * fsync, in order with the ledger's batches.
+   */
+  sql(sql: string, params: unknown[], mode: SqlMode): Promise<SqlResult> {
+    const worker = this.worker ?? this.start();
+    const id = this.nextId++;
+    return new Promise<SqlResult>((resolveSql, reject) => {
+      if (this.waiting.size === 0) worker.ref();
+      this.waiting.set(id, { resolve: () => {}, resolveSql, reject });
+      worker.postMessage({ type: "sql", id, sql, params, mode } satisfies ToWriter);
     });
   }
 
@@ -91,6 +110,7 @@ export class ThreadExecutor implements BatchExecutor {
     this.waiting.delete(m.id);
     if (this.waiting.size === 0) this.worker?.unref();
     if (m.type === "failed") return w.reject(fromWire(m.error));
+    if (m.type === "sql-done") return w.resolveSql?.(m.result);
     w.resolve({
       outcomes: m.outcomes.map((o) => (o.ok ? o : { ok: false, error: fromWire(o.error) })),
       info: m.info,

@@ -1,5 +1,6 @@
 import { TallyError, isTallyError, type ErrorCode, type ErrorDetails } from "../domain/errors.ts";
 import type { CommitInfo } from "../events/types.ts";
+import type { SqlMode, SqlResult } from "../store/sqlite/store.ts";
 import type { Command } from "./types.ts";
 
 /**
@@ -35,13 +36,18 @@ export type ToWriter =
   | { type: "batch"; id: number; cmds: Command[]; now: number }
   /** From the checkpoint thread, by way of the main thread: the WAL is long, start it over. */
   | { type: "restart-log" }
+  /** One write statement for the main thread (see SqliteStore.writeSql). */
+  | { type: "sql"; id: number; sql: string; params: unknown[]; mode: SqlMode }
   | { type: "close" };
+
+export type { SqlMode, SqlResult } from "../store/sqlite/store.ts";
 
 /** How long the writer's RESTART checkpoint may wait for readers to leave the log before giving up. */
 export const RESTART_WAIT_MS = 20;
 
 export type FromWriter =
   | { type: "done"; id: number; outcomes: WireOutcome[]; info: CommitInfo | null }
+  | { type: "sql-done"; id: number; result: SqlResult }
   | { type: "failed"; id: number; error: WireError };
 
 export type WireOutcome = { ok: true; value: unknown } | { ok: false; error: WireError };

@@ -81,7 +81,7 @@ const cache = new WeakMap<Store, IdempotencyStore>();
 export function idempotencyStoreFor(store: Store): IdempotencyStore {
   let s = cache.get(store);
   if (!s) {
-    if (store.dialect === "sqlite") s = new SqliteIdempotencyStore((store as SqliteStore).db);
+    if (store.dialect === "sqlite") s = new SqliteIdempotencyStore(store as SqliteStore);
     else if (store.dialect === "postgres") s = new PostgresIdempotencyStore((store as PostgresStore).pool);
     else throw new Error(`no idempotency store for dialect ${String((store as Store).dialect)}`);
     cache.set(store, s);

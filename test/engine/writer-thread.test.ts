@@ -166,3 +166,59 @@ describe("SQLite WAL under steady load", () => {
     expect(walRestartPagesSetting({ TALLY_SQLITE_WAL_RESTART_PAGES: "100" })).toBe(100);
   });
 });
+
+describe("the main thread's other writes, through the writer thread", () => {
+  it("statements sent together through the writer thread all land; one that fails fails alone; RETURNING comes back", () =>
+    withFreshEngine("sqlite", async ({ engine, store }) => {
+      const sqlite = store as SqliteStore;
+      expect(sqlite.writer, "the engine routes the store's writes to its writer thread").not.toBeNull();
+      const { account } = await fundedAccount(engine, [{ amount: cr(100), kind: "purchase" }]);
+      const insert = (key: string) =>
+        sqlite.writeSql(
+          "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) RETURNING key",
+          [key, "v", 1],
+          "get",
+        );
+      // Debits in flight at the same time: the statements join their commits or run beside them.
+      const debits = Array.from({ length: 20 }, () =>
+        engine.debit({ id: uid("use"), account_id: account, amount: cr(1), service: "tts" }),
+      );
+      const keys = Array.from({ length: 40 }, (_, i) => `wt-${i}`);
+      const results = await Promise.allSettled([...keys.map(insert), insert("wt-3")]);
+      await Promise.all(debits);
+      for (let i = 0; i < keys.length; i++) {
+        const r = results[i]!;
+        expect(r.status).toBe("fulfilled");
+        if (r.status === "fulfilled") expect(r.value).toEqual({ changes: 1, row: { key: keys[i] } });
+      }
+      // The same key again: a constraint error for that statement only.
+      const dup = results[keys.length]!;
+      expect(dup.status).toBe("rejected");
+      if (dup.status === "rejected")
+        expect((dup.reason as { code?: string }).code).toMatch(/SQLITE_CONSTRAINT/);
+      for (const k of keys) expect(await store.getSetting(k)).toBe("v");
+      const updated = await sqlite.writeSql("UPDATE settings SET value = ? WHERE key LIKE 'wt-%'", ["w"]);
+      expect(updated).toEqual({ changes: 40, row: null });
+      // The ledger's own tables are never written this way.
+      await expect(sqlite.writeSql("UPDATE grants SET remaining = 0", [])).rejects.toThrow(
+        /never writes the ledger/,
+      );
+      expect((await engine.balance(account)).available).toBe(cr(80));
+      expect((await engine.audit()).ok).toBe(true);
+    }));
+
+  it("an engine without a writer thread leaves the store writing on its own connection", async () => {
+    const memory = new SqliteStore(":memory:");
+    await memory.migrate();
+    const e = new Engine(memory);
+    expect(memory.writer).toBeNull();
+    expect(
+      await memory.writeSql("INSERT INTO settings (key, value, updated_at) VALUES ('k', 'v', 1)", []),
+    ).toEqual({
+      changes: 1,
+      row: null,
+    });
+    expect(await memory.getSetting("k")).toBe("v");
+    await e.close();
+  });
+});

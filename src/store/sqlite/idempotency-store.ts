@@ -1,4 +1,5 @@
 import type Database from "better-sqlite3";
+import type { SqliteStore } from "./store.ts";
 import {
   DEFAULT_SWEEP_LIMIT,
   rowToIdempotency,
@@ -16,11 +17,17 @@ type Stmt = Database.Statement<unknown[], Row>;
 const PK = "caller = ? AND method = ? AND route = ? AND idem_key = ?";
 const pk = (id: IdempotencyId) => [id.caller, id.method, id.route, id.key];
 
-/** Idempotency records on the SQLite store's connection (statements prepared once). */
+/**
+ * Idempotency records in the SQLite store: reads on its connection (statements prepared once), writes
+ * through `writeSql`, so with a writer thread they share its commits and never block the event loop.
+ */
 export class SqliteIdempotencyStore implements IdempotencyStore {
   private readonly stmts = new Map<string, Stmt>();
+  private readonly db: Database.Database;
 
-  constructor(private readonly db: Database.Database) {}
+  constructor(private readonly store: SqliteStore) {
+    this.db = store.db;
+  }
 
   private s(sql: string): Stmt {
     let st = this.stmts.get(sql);
@@ -32,7 +39,7 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
   }
 
   async claim(c: NewClaim): Promise<ClaimResult> {
-    const won = this.s(
+    const { row: won } = await this.store.writeSql(
       `INSERT INTO idempotency_keys
          (caller, method, route, idem_key, request_hash, state, owner, scopes, created_at, locked_until, expires_at)
        VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)
@@ -44,7 +51,9 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
           OR (idempotency_keys.state = 'pending' AND idempotency_keys.locked_until <= ?
               AND idempotency_keys.request_hash = excluded.request_hash)
        RETURNING owner`,
-    ).get(...pk(c), c.request_hash, c.owner, c.scopes, c.now, c.locked_until, c.expires_at, c.now, c.now);
+      [...pk(c), c.request_hash, c.owner, c.scopes, c.now, c.locked_until, c.expires_at, c.now, c.now],
+      "get",
+    );
     if (won) return { claimed: true };
     return { claimed: false, existing: await this.get(c) };
   }
@@ -55,27 +64,29 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
   }
 
   async complete(id: IdempotencyId, owner: string, a: StoredAnswer, expiresAt: number): Promise<boolean> {
-    const r = this.s(
+    const r = await this.store.writeSql(
       `UPDATE idempotency_keys SET state = 'done', status = ?, headers = ?, body = ?, body_encoding = ?,
          expires_at = ?
        WHERE ${PK} AND owner = ? AND state = 'pending'`,
-    ).run(a.status, JSON.stringify(a.headers), a.body, a.body_encoding, expiresAt, ...pk(id), owner);
+      [a.status, JSON.stringify(a.headers), a.body, a.body_encoding, expiresAt, ...pk(id), owner],
+    );
     return r.changes === 1;
   }
 
   async release(id: IdempotencyId, owner: string): Promise<boolean> {
-    const r = this.s(`DELETE FROM idempotency_keys WHERE ${PK} AND owner = ? AND state = 'pending'`).run(
-      ...pk(id),
-      owner,
+    const r = await this.store.writeSql(
+      `DELETE FROM idempotency_keys WHERE ${PK} AND owner = ? AND state = 'pending'`,
+      [...pk(id), owner],
     );
     return r.changes === 1;
   }
 
   async sweep(now: number, limit = DEFAULT_SWEEP_LIMIT): Promise<number> {
-    const r = this.s(
+    const r = await this.store.writeSql(
       `DELETE FROM idempotency_keys WHERE rowid IN
          (SELECT rowid FROM idempotency_keys WHERE expires_at <= ? LIMIT ?)`,
-    ).run(now, limit);
+      [now, limit],
+    );
     return r.changes;
   }
 }

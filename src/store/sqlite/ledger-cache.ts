@@ -33,10 +33,19 @@ export class LedgerCache {
     return a && { ...a, metadata: copyMetadata(a.metadata) };
   }
 
-  /** The account's live grants, or undefined when the account is not cached. */
+  /**
+   * The account's live grants as copies for the batch, or undefined when the account is not cached. The
+   * cached records stay the base of their updates: the batch never sees them, so they need no copy.
+   */
   liveGrants(accountId: string): GrantRecord[] | undefined {
     const m = this.live.get(accountId);
-    return m && [...m.values()].map(copyGrant);
+    if (!m) return undefined;
+    const copies: GrantRecord[] = [];
+    for (const g of m.values()) {
+      this.loaded.set(g.id, g);
+      copies.push(copyGrant(g));
+    }
+    return copies;
   }
 
   /** An account read from the database in this batch, with all its live grants (so far none). */
@@ -55,18 +64,17 @@ export class LedgerCache {
   /** After the batch committed: what it wrote, as the database now has it. */
   committed(c: ChangeSet, token: string): void {
     for (const a of c.accounts.inserted) this.putAccount(a);
+    // Cached records are updated in place: replacing them with copies every batch made each one garbage in
+    // the old generation and its copy a survivor of the next scavenge (the writer thread's GC pauses).
     for (const a of c.accounts.updated) {
       const base = this.accounts.get(a.id);
       if (!base) continue;
       // The columns the store's account UPDATE writes.
-      this.accounts.set(a.id, {
-        ...base,
-        overage_balance: a.overage_balance,
-        granted_total: a.granted_total,
-        status: a.status,
-        overage_policy: a.overage_policy,
-        overage_limit: a.overage_limit,
-      });
+      base.overage_balance = a.overage_balance;
+      base.granted_total = a.granted_total;
+      base.status = a.status;
+      base.overage_policy = a.overage_policy;
+      base.overage_limit = a.overage_limit;
     }
     for (const g of c.grants.inserted) this.place(copyGrant(g));
     for (const g of c.grants.updated) {
@@ -76,14 +84,12 @@ export class LedgerCache {
         continue;
       }
       // The columns the store's grant UPDATE writes.
-      this.place({
-        ...base,
-        remaining: g.remaining,
-        status: g.status,
-        closed_at: g.closed_at,
-        kind: g.kind,
-        priority: g.priority,
-      });
+      base.remaining = g.remaining;
+      base.status = g.status;
+      base.closed_at = g.closed_at;
+      base.kind = g.kind;
+      base.priority = g.priority;
+      this.place(base);
     }
     this.loaded.clear();
     this.token = token;

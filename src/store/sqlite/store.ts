@@ -2,6 +2,7 @@ import Database from "better-sqlite3";
 import { LedgerCache } from "./ledger-cache.ts";
 import { MERGE_QUEUE_SQL, accountRowsSql, indexTails, tailRowsSetting } from "./account-index.ts";
 import { loadBudgets, writeExtras, type InsertMany } from "./ledger-extras.ts";
+import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type {
@@ -45,6 +46,23 @@ import { SQLITE_MIGRATIONS } from "./migrations.ts";
 
 type Row = Record<string, unknown>;
 const INSERT_CHUNK = 64;
+/** How a write statement's result comes back: rows changed (`run`), or its first row (`get`, RETURNING). */
+export type SqlMode = "run" | "get";
+export interface SqlResult {
+  changes: number;
+  row: Record<string, unknown> | null;
+}
+
+export interface Statement {
+  sql: string;
+  params: unknown[];
+  mode: SqlMode;
+}
+export type StatementResult = { ok: true; result: SqlResult } | { ok: false; error: unknown };
+
+/** A statement that writes a table the ledger cache or the engine owns (never through writeSql). */
+const LEDGER_WRITE =
+  /\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(?:accounts|grants|holds|usages|postings|refunds)\b/i;
 /** How long a statement waits for another connection's lock before failing with SQLITE_BUSY. */
 export const SQLITE_BUSY_TIMEOUT_MS = 10_000;
 type Stmt = Database.Statement<unknown[], Row>;
@@ -125,7 +143,12 @@ export class SqliteStore implements Store {
   ): Promise<T> {
     let written: { changes: ChangeSet; token: string } | undefined;
     let indexing = false;
+    const pre = this.preStatements;
+    this.preStatements = null;
+    this.preResults = null;
+    let preResults: StatementResult[] | null = null;
     const tx = this.db.transaction(() => {
+      if (pre) preResults = this.execStatements(pre);
       const snap = this.load(keys, now);
       const { changes, result } = apply(snap);
       this.write(changes);
@@ -143,6 +166,7 @@ export class SqliteStore implements Store {
       const result = tx.immediate();
       this.cache.committed(written!.changes, written!.token);
       this.indexWanted = indexing;
+      this.preResults = preResults;
       return result;
     } catch (err) {
       this.cache.clear();
@@ -151,19 +175,84 @@ export class SqliteStore implements Store {
   }
 
   /**
+   * Where write statements of the main thread go (`writeSql`): set by the engine when a writer thread owns
+   * this file's ledger transactions, so those writes join its commits instead of blocking the event loop.
+   */
+  writer: ((sql: string, params: unknown[], mode: SqlMode) => Promise<SqlResult>) | null = null;
+
+  /**
+   * One write statement outside the ledger (idempotency records, settings, webhooks, alerts): on the
+   * writer thread when there is one, else here. It must not write the ledger's own tables.
+   */
+  async writeSql(sql: string, params: unknown[], mode: SqlMode = "run"): Promise<SqlResult> {
+    if (this.writer) return this.writer(sql, params, mode);
+    const [r] = this.runStatements([{ sql, params, mode }]);
+    if (!r!.ok) throw r!.error;
+    return r!.result;
+  }
+
+  /**
+   * Runs write statements in one transaction (one fsync); a statement that fails fails alone, and if the
+   * commit fails they all do. They touch no account or grant, so this connection's ledger cache stays valid.
+   */
+  runStatements(stmts: readonly Statement[]): StatementResult[] {
+    let out: StatementResult[] = [];
+    let tokens: [string, string] | undefined;
+    try {
+      this.db
+        .transaction(() => {
+          const before = this.token();
+          out = this.execStatements(stmts);
+          tokens = [before, this.token()];
+        })
+        .immediate();
+    } catch (error) {
+      return stmts.map(() => ({ ok: false, error }));
+    }
+    this.cache.carriedOver(...tokens!);
+    return out;
+  }
+
+  /**
+   * Statements to run inside the next ledger batch's transaction, before its own work: the writer thread
+   * folds the main thread's queued writes into the commit it is about to make (one fsync for both). Their
+   * results are `preResults` once that batch committed; null if it did not (then nothing of them stayed).
+   */
+  preStatements: readonly Statement[] | null = null;
+  preResults: StatementResult[] | null = null;
+
+  private execStatements(stmts: readonly Statement[]): StatementResult[] {
+    const out: StatementResult[] = [];
+    for (const { sql, params, mode } of stmts) {
+      try {
+        assert(!LEDGER_WRITE.test(sql), "writeSql never writes the ledger's tables");
+        const st = this.s(sql);
+        if (mode === "get") {
+          const row = (st.get(...params) as Record<string, unknown> | undefined) ?? null;
+          out.push({ ok: true, result: { changes: row ? 1 : 0, row } });
+        } else out.push({ ok: true, result: { changes: st.run(...params).changes, row: null } });
+      } catch (error) {
+        out.push({ ok: false, error });
+      }
+    }
+    return out;
+  }
+
+  private token(): string {
+    const state = this.s("SELECT data_version AS v, total_changes() AS t FROM pragma_data_version").get()!;
+    return `${state.v}:${state.t}`;
+  }
+
+  /**
    * One idle index step (./account-index.ts) in a transaction of its own; true when more are wanted. Run
    * by the writer thread when it has nothing else to do: a lock held by another process is not waited for.
    */
   indexStep(): boolean {
-    const token = () => {
-      const state = this.s("SELECT data_version AS v, total_changes() AS t FROM pragma_data_version").get()!;
-      return `${state.v}:${state.t}`;
-    };
     let tokens: [string, string] | undefined;
     const tx = this.db.transaction(() => {
-      const before = token();
+      const before = this.token();
       const { more } = indexTails((sql) => this.s(sql), this.tailRows, { usages: 0, postings: 0 }, "idle");
-      tokens = [before, token()];
+      tokens = [before, this.token()];
       return more;
     });
     this.db.pragma("busy_timeout = 0");
@@ -251,7 +340,11 @@ export class SqliteStore implements Store {
         continue;
       }
       snap.accounts.push(a);
-      for (const g of this.cache.liveGrants(id)!) if (!seenGrants.has(g.id)) addGrant(g);
+      for (const g of this.cache.liveGrants(id)!)
+        if (!seenGrants.has(g.id)) {
+          seenGrants.set(g.id, g);
+          snap.grants.push(g);
+        }
     }
     if (missing.length > 0) {
       const ids = JSON.stringify(missing);
