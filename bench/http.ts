@@ -37,7 +37,7 @@ import {
   stopAll,
   type ServerProcess,
 } from "./http-servers.ts";
-import { paced } from "./http-paced.ts";
+import { paced, type PacedResult } from "./http-paced.ts";
 import { describeMachine } from "./machine.ts";
 import type { StoreName } from "./report.ts";
 import { elapsedSeconds, errorText, fmtInt, log, seededRandom } from "./util.ts";
@@ -171,6 +171,25 @@ async function measureFastifyHello(): Promise<Measured> {
   }
 }
 
+/** A paced generator's result as a line of the table. */
+function pacedLine(label: string, route: string, p: PacedResult, extra: Partial<Measured> = {}): Measured {
+  return {
+    label,
+    route,
+    connections: CONNECTIONS,
+    rate: p.rate,
+    seconds: p.seconds,
+    requestsPerSecond: p.achieved,
+    latency: { p50: p.latency.p50, p99: p.latency.p99, max: p.latency.max },
+    non2xx: p.non2xx,
+    errors: p.errors + (p.sent - p.answered),
+    timeouts: p.sent - p.answered,
+    statusCodes: {},
+    paced: true,
+    ...extra,
+  };
+}
+
 /**
  * The node:http hello-world under the paced generator at `rate`, while the Tally server waits idle: the
  * latency the generator, loopback and machine add by themselves (the floor of the paced Tally line).
@@ -183,21 +202,9 @@ async function measurePacedHello(rate: number): Promise<Measured> {
     await paced({ base: hello.base, rate, seconds: WARMUP_SECONDS, maxSockets: CONNECTIONS, request });
     const p = await paced({ base: hello.base, rate, seconds: SECONDS, maxSockets: CONNECTIONS, request });
     log(`  paced hello-world: p50 ${p.latency.p50.toFixed(1)} ms, p99 ${p.latency.p99.toFixed(1)} ms`);
-    return {
-      label: "node:http hello-world, ½ max rate (evenly paced: the generator's floor)",
-      route: "GET /",
-      connections: CONNECTIONS,
-      rate,
-      seconds: p.seconds,
-      requestsPerSecond: p.achieved,
-      latency: { p50: p.latency.p50, p99: p.latency.p99, max: p.latency.max },
-      non2xx: p.non2xx,
-      errors: p.errors + (p.sent - p.answered),
-      timeouts: p.sent - p.answered,
-      statusCodes: {},
-      paced: true,
+    return pacedLine("node:http hello-world, ½ max rate (evenly paced: the generator's floor)", "GET /", p, {
       floor: true,
-    };
+    });
   } finally {
     await hello.stop();
   }
@@ -379,21 +386,9 @@ async function benchStore(store: StoreName): Promise<StoreHttpRun> {
         });
         acked += p.ok;
         const batches = (await commitBatches(server)) - b0;
-        const m: Measured = {
-          label: "single event, ½ max rate (evenly paced, open loop)",
-          route: "POST /v1/usage",
-          connections: CONNECTIONS,
-          rate: half,
-          seconds: p.seconds,
-          requestsPerSecond: p.achieved,
-          latency: { p50: p.latency.p50, p99: p.latency.p99, max: p.latency.max },
-          non2xx: p.non2xx,
-          errors: p.errors + (p.sent - p.answered),
-          timeouts: p.sent - p.answered,
-          statusCodes: {},
+        const m = pacedLine("single event, ½ max rate (evenly paced, open loop)", "POST /v1/usage", p, {
           commits: { batches, meanSize: p.ok / batches },
-          paced: true,
-        };
+        });
         log(
           `  paced: ${fmtInt(m.requestsPerSecond)} req/s, p50 ${m.latency.p50.toFixed(1)} ms, p99 ${m.latency.p99.toFixed(1)} ms, max ${m.latency.max.toFixed(0)} ms`,
         );
@@ -420,21 +415,14 @@ async function benchStore(store: StoreName): Promise<StoreHttpRun> {
         });
         acked += p.ok;
         log(`  idempotent: p50 ${p.latency.p50.toFixed(1)} ms, p99 ${p.latency.p99.toFixed(1)} ms`);
-        return {
-          label: "single event with `Idempotency-Key`, ½ max rate (evenly paced)",
-          route: "POST /v1/usage",
-          connections: CONNECTIONS,
-          rate: half,
-          seconds: p.seconds,
-          requestsPerSecond: p.achieved,
-          latency: { p50: p.latency.p50, p99: p.latency.p99, max: p.latency.max },
-          non2xx: p.non2xx,
-          errors: p.errors + (p.sent - p.answered),
-          timeouts: p.sent - p.answered,
-          statusCodes: {},
-          paced: true,
-          idempotencyKey: true,
-        };
+        return pacedLine(
+          "single event with `Idempotency-Key`, ½ max rate (evenly paced)",
+          "POST /v1/usage",
+          p,
+          {
+            idempotencyKey: true,
+          },
+        );
       });
     }
 

@@ -1,4 +1,5 @@
 import { TallyError, isTallyError, type ErrorCode, type ErrorDetails } from "../domain/errors.ts";
+import { intSetting } from "../domain/env-setting.ts";
 import type { CommitInfo } from "../events/types.ts";
 import type { SqlMode, SqlResult } from "../store/sqlite/store.ts";
 import type { Command } from "./types.ts";
@@ -20,16 +21,15 @@ export const CHECKPOINT_INTERVAL_MS = 250;
 export const DEFAULT_WAL_RESTART_PAGES = 16_384;
 const MAX_WAL_RESTART_PAGES = 1_000_000;
 
-/** `TALLY_SQLITE_WAL_RESTART_PAGES`, validated (a bad value stops the server at start, not later). */
+/** `TALLY_SQLITE_WAL_RESTART_PAGES`, validated. */
 export function walRestartPagesSetting(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.TALLY_SQLITE_WAL_RESTART_PAGES;
-  if (raw === undefined || raw === "") return DEFAULT_WAL_RESTART_PAGES;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > MAX_WAL_RESTART_PAGES)
-    throw new Error(
-      `TALLY_SQLITE_WAL_RESTART_PAGES must be an integer from 1 to ${MAX_WAL_RESTART_PAGES}, not ${raw}`,
-    );
-  return n;
+  return intSetting(
+    env,
+    "TALLY_SQLITE_WAL_RESTART_PAGES",
+    DEFAULT_WAL_RESTART_PAGES,
+    1,
+    MAX_WAL_RESTART_PAGES,
+  );
 }
 
 export type ToWriter =

@@ -20,6 +20,7 @@
  * the same transaction, so a reader sees them at one instant: every row is in exactly one of the two.
  */
 import type Database from "better-sqlite3";
+import { intSetting } from "../../domain/env-setting.ts";
 
 export const ACCOUNT_INDEX_MIGRATION_SQLITE = `
 CREATE TABLE usages_by_account (
@@ -62,12 +63,7 @@ const MAX_TAIL_ROWS = 1_000_000;
 
 /** `TALLY_SQLITE_INDEX_TAIL` when set (tests set it small, so every path runs with both parts). */
 export function tailRowsSetting(env: NodeJS.ProcessEnv = process.env): number {
-  const raw = env.TALLY_SQLITE_INDEX_TAIL;
-  if (raw === undefined || raw === "") return DEFAULT_TAIL_ROWS;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0 || n > MAX_TAIL_ROWS)
-    throw new Error(`TALLY_SQLITE_INDEX_TAIL must be an integer from 0 to ${MAX_TAIL_ROWS}, not ${raw}`);
-  return n;
+  return intSetting(env, "TALLY_SQLITE_INDEX_TAIL", DEFAULT_TAIL_ROWS, 0, MAX_TAIL_ROWS);
 }
 
 const marks = (tbl: IndexedTable, column: string) =>
