@@ -1,4 +1,5 @@
 import type Database from "better-sqlite3";
+import type { SqliteStore } from "../store/sqlite/store.ts";
 import { decodeIdCursor, encodeCursor } from "../store/types.ts";
 import {
   decodeSession,
@@ -10,7 +11,14 @@ import {
 
 type Row = { data: string };
 
-/** Sessions on the SQLite store's connection (one writer: the count and the insert share a transaction). */
+const UPDATE_SESSION =
+  "UPDATE sessions SET status = ?, valid_until = ?, version = ?, data = ? WHERE id = ? AND version = ?";
+
+/**
+ * Sessions in the SQLite store: reads on its connection, writes through `writeSql` (with a writer thread
+ * they join its commits and never block the event loop). The concurrency check and the insert are one
+ * statement, so one writer at a time sees the count it inserts against.
+ */
 export class SqliteSessionStore implements SessionStore {
   private readonly stmts = new Map<string, Database.Statement>();
   private pending: {
@@ -20,7 +28,11 @@ export class SqliteSessionStore implements SessionStore {
     reject: (err: unknown) => void;
   }[] = [];
 
-  constructor(private readonly db: Database.Database) {}
+  private readonly db: Database.Database;
+
+  constructor(private readonly store: SqliteStore) {
+    this.db = store.db;
+  }
 
   private s(sql: string): Database.Statement {
     let st = this.stmts.get(sql);
@@ -32,14 +44,24 @@ export class SqliteSessionStore implements SessionStore {
   }
 
   async insert(s: SessionRecord, maxConcurrent: number | null): Promise<boolean> {
-    const tx = this.db.transaction(() => {
-      if (maxConcurrent !== null && this.count(s.account_id) >= maxConcurrent) return false;
-      this.s(
-        "INSERT INTO sessions (id, account_id, status, valid_until, version, created_at, data) VALUES (?,?,?,?,?,?,?)",
-      ).run(s.id, s.account_id, s.status, s.valid_until, s.version, s.created_at, encodeSession(s));
-      return true;
-    });
-    return tx.immediate();
+    const { changes } = await this.store.writeSql(
+      `INSERT INTO sessions (id, account_id, status, valid_until, version, created_at, data)
+       SELECT ?, ?, ?, ?, ?, ?, ?
+       WHERE ? IS NULL OR (SELECT COUNT(*) FROM sessions WHERE account_id = ? AND status = 'active') < ?`,
+      [
+        s.id,
+        s.account_id,
+        s.status,
+        s.valid_until,
+        s.version,
+        s.created_at,
+        encodeSession(s),
+        maxConcurrent,
+        s.account_id,
+        maxConcurrent,
+      ],
+    );
+    return changes === 1;
   }
 
   private count(accountId: string): number {
@@ -59,10 +81,22 @@ export class SqliteSessionStore implements SessionStore {
   }
 
   /**
-   * Conditional writes are queued and written together, one transaction (one durable commit) per turn of
-   * the event loop: thousands of live sessions update every few seconds, and SQLite commits one at a time.
+   * A conditional write (the version it was read at). Thousands of live sessions update every few
+   * seconds: through a writer thread, the updates that arrive together share one commit; without one,
+   * those of one turn of the event loop are written in one transaction here.
    */
   update(s: SessionRecord, expectedVersion: number): Promise<boolean> {
+    if (this.store.writer)
+      return this.store
+        .writeSql(UPDATE_SESSION, [
+          s.status,
+          s.valid_until,
+          s.version,
+          encodeSession(s),
+          s.id,
+          expectedVersion,
+        ])
+        .then((r) => r.changes === 1);
     return new Promise((resolve, reject) => {
       this.pending.push({ s, expectedVersion, resolve, reject });
       if (this.pending.length === 1) setImmediate(() => this.flush());
@@ -72,25 +106,18 @@ export class SqliteSessionStore implements SessionStore {
   private flush(): void {
     const batch = this.pending.splice(0);
     if (batch.length === 0) return;
-    const st = this.s(
-      "UPDATE sessions SET status = ?, valid_until = ?, version = ?, data = ? WHERE id = ? AND version = ?",
+    const results = this.store.runStatements(
+      batch.map((u) => ({
+        sql: UPDATE_SESSION,
+        params: [u.s.status, u.s.valid_until, u.s.version, encodeSession(u.s), u.s.id, u.expectedVersion],
+        mode: "run" as const,
+      })),
     );
-    let results: boolean[];
-    try {
-      results = this.db
-        .transaction(() =>
-          batch.map(
-            (u) =>
-              st.run(u.s.status, u.s.valid_until, u.s.version, encodeSession(u.s), u.s.id, u.expectedVersion)
-                .changes === 1,
-          ),
-        )
-        .immediate();
-    } catch (err) {
-      for (const u of batch) u.reject(err);
-      return;
-    }
-    batch.forEach((u, i) => u.resolve(results[i]!));
+    batch.forEach((u, i) => {
+      const r = results[i]!;
+      if (r.ok) u.resolve(r.result.changes === 1);
+      else u.reject(r.error);
+    });
   }
 
   async listActive(accountId: string): Promise<SessionRecord[]> {

@@ -13,7 +13,7 @@ export function sessionStoreFor(store: Store): SessionStore {
   if (!s) {
     s =
       store.dialect === "sqlite"
-        ? new SqliteSessionStore((store as SqliteStore).db)
+        ? new SqliteSessionStore(store as SqliteStore)
         : new PostgresSessionStore((store as PostgresStore).pool);
     cache.set(store, s);
   }
