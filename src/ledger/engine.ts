@@ -340,8 +340,9 @@ export class Engine {
 
   /** Finishes in-flight commits, then closes the store. */
   async close(): Promise<void> {
-    await this.committer.close();
+    // Writes made while the last batches drain go to the store's own connection, never to a closing thread.
     this.releaseWriter();
+    await this.committer.close();
     await this.store.close();
   }
 }

@@ -36,6 +36,7 @@ export class ThreadExecutor implements BatchExecutor {
   private nextId = 1;
   private readonly waiting = new Map<number, Waiting>();
   private readonly walRestartPages = walRestartPagesSetting();
+  private closed = false;
 
   constructor(private readonly path: string) {}
 
@@ -57,6 +58,7 @@ export class ThreadExecutor implements BatchExecutor {
    * fsync, in order with the ledger's batches.
    */
   sql(sql: string, params: unknown[], mode: SqlMode): Promise<SqlResult> {
+    if (this.closed) return Promise.reject(new Error("the SQLite writer thread is closed"));
     const worker = this.worker ?? this.start();
     const id = this.nextId++;
     return new Promise<SqlResult>((resolveSql, reject) => {
@@ -126,6 +128,7 @@ export class ThreadExecutor implements BatchExecutor {
 
   /** Called once nothing is in flight (the committer drains first): closes both threads' connections. */
   async close(): Promise<void> {
+    this.closed = true;
     const { checkpointer, worker } = this;
     this.checkpointer = null;
     this.worker = null;

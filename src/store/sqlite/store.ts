@@ -164,9 +164,10 @@ export class SqliteStore implements Store {
     });
     try {
       const result = tx.immediate();
+      // First: once committed, the statements must never be run again, whatever fails next.
+      this.preResults = preResults;
       this.cache.committed(written!.changes, written!.token);
       this.indexWanted = indexing;
-      this.preResults = preResults;
       return result;
     } catch (err) {
       this.cache.clear();
