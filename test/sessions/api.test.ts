@@ -1,4 +1,5 @@
 /** Live sessions over real HTTP on both stores: start, update, end, abandonment, limits, bad input. */
+import { newId } from "../../src/domain/ids.ts";
 import { beforeAll, expect, it } from "vitest";
 import { describeEachStore } from "../support/stores.ts";
 import { useServer, type HttpCtx } from "../http/harness.ts";
@@ -251,7 +252,8 @@ describeEachStore("sessions API", (kind) => {
     const row = (await t.app.sessions.store.get(s.id))!;
     const ghost = {
       ...row,
-      id: row.id.replace(/.$/, (c: string) => (c === "0" ? "1" : "0")),
+      // A fresh id: flipping a character of the first one could name an earlier test's session.
+      id: newId("ses", t.clock.now()),
       hold_id: "hld_never_taken",
     };
     expect(await t.app.sessions.store.insert(ghost, null)).toBe(true);
