@@ -6,14 +6,13 @@ import {
   fromWire,
   walRestartPagesSetting,
   type FromWriter,
-  type SqlMode,
-  type SqlResult,
   type ToWriter,
 } from "./writer-wire.ts";
+import type { SqlMode, SqlResult } from "../store/sqlite/store.ts";
 
+/** A message sent and not yet answered: a batch (answered with a BatchOutcome) or a statement (SqlResult). */
 interface Waiting {
-  resolve: (o: BatchOutcome) => void;
-  resolveSql?: (r: SqlResult) => void;
+  resolve: (answer: never) => void;
   reject: (e: unknown) => void;
 }
 
@@ -63,7 +62,7 @@ export class ThreadExecutor implements BatchExecutor {
     const id = this.nextId++;
     return new Promise<SqlResult>((resolveSql, reject) => {
       if (this.waiting.size === 0) worker.ref();
-      this.waiting.set(id, { resolve: () => {}, resolveSql, reject });
+      this.waiting.set(id, { resolve: resolveSql, reject });
       worker.postMessage({ type: "sql", id, sql, params, mode } satisfies ToWriter);
     });
   }
@@ -112,8 +111,8 @@ export class ThreadExecutor implements BatchExecutor {
     this.waiting.delete(m.id);
     if (this.waiting.size === 0) this.worker?.unref();
     if (m.type === "failed") return w.reject(fromWire(m.error));
-    if (m.type === "sql-done") return w.resolveSql?.(m.result);
-    w.resolve({
+    if (m.type === "sql-done") return (w.resolve as (r: SqlResult) => void)(m.result);
+    (w.resolve as (o: BatchOutcome) => void)({
       outcomes: m.outcomes.map((o) => (o.ok ? o : { ok: false, error: fromWire(o.error) })),
       info: m.info,
     });

@@ -40,8 +40,6 @@ export type ToWriter =
   | { type: "sql"; id: number; sql: string; params: unknown[]; mode: SqlMode }
   | { type: "close" };
 
-export type { SqlMode, SqlResult } from "../store/sqlite/store.ts";
-
 /** How long the writer's RESTART checkpoint may wait for readers to leave the log before giving up. */
 export const RESTART_WAIT_MS = 20;
 

@@ -4,7 +4,7 @@
  * per lane; the main thread does the grouping.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { SQLITE_BUSY_TIMEOUT_MS, SqliteStore, type StatementResult } from "../store/sqlite/store.ts";
+import { SqliteStore, type StatementResult } from "../store/sqlite/store.ts";
 import { executeBatch } from "./execute-batch.ts";
 import {
   BACKSTOP_CHECKPOINT_PAGES,
@@ -69,7 +69,7 @@ async function handle(msg: ToWriter): Promise<void> {
     port!.close();
     return;
   }
-  if (msg.type === "restart-log") return restartLog();
+  if (msg.type === "restart-log") return store.restartLog(RESTART_WAIT_MS);
   if (msg.type === "sql") return runSql(msg);
   batchesWaiting--;
   // The main thread's statements queued meanwhile ride along in this batch's transaction.
@@ -95,22 +95,6 @@ async function handle(msg: ToWriter): Promise<void> {
 
 function post(m: FromWriter): void {
   port!.postMessage(m);
-}
-
-/**
- * A RESTART checkpoint: copies the frames the checkpoint thread has not yet copied, waits (briefly) for
- * readers to leave the log, and so lets the next commit write from the start of the WAL file again. Run
- * here because this thread holds the write lock between batches; the wait delays only the next batch.
- */
-function restartLog(): void {
-  store.db.pragma(`busy_timeout = ${RESTART_WAIT_MS}`);
-  try {
-    store.db.pragma("wal_checkpoint(RESTART)");
-  } catch {
-    // Busy: readers stayed; the checkpoint thread asks again at its next interval.
-  } finally {
-    store.db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
-  }
 }
 
 /** The statements queued for the main thread, oldest first, leaving the queue empty. */

@@ -160,8 +160,7 @@ export class WebhookDispatcher {
   }
 
   async fanOut(): Promise<number> {
-    // Once per process: on SQLite a write on the main connection waits, blocking, for the ledger's
-    // writer thread to commit; this ran every second and stalled every request behind it.
+    // Once per process: the row is never deleted, and a write every second would be a commit every second.
     if (!this.cursorExists) {
       await this.engine.store.putSettingIfAbsent(CURSOR_KEY, "0");
       this.cursorExists = true;

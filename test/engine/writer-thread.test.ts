@@ -7,6 +7,8 @@ import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { Engine } from "../../src/ledger/engine.ts";
+import { keysOf } from "../../src/ledger/apply.ts";
+import { Working } from "../../src/ledger/working.ts";
 import { ThreadExecutor } from "../../src/ledger/writer-thread.ts";
 import { walRestartPagesSetting } from "../../src/ledger/writer-wire.ts";
 import { SqliteStore } from "../../src/store/sqlite/store.ts";
@@ -220,5 +222,38 @@ describe("the main thread's other writes, through the writer thread", () => {
     });
     expect(await memory.getSetting("k")).toBe("v");
     await e.close();
+  });
+});
+
+describe("statements folded into a ledger batch's transaction", () => {
+  const noKeys = () => keysOf([]);
+  const setting = (key: string) => ({
+    sql: "INSERT INTO settings (key, value, updated_at) VALUES (?, 'v', 1)",
+    params: [key],
+    mode: "run" as const,
+  });
+
+  it("commit with the batch and report their results; a batch that fails takes them back", async () => {
+    const store = new SqliteStore(":memory:");
+    await store.migrate();
+    try {
+      store.preStatements = [setting("with-batch")];
+      await store.runBatch(noKeys(), 1, (snap) => ({ changes: new Working(snap).changes(), result: null }));
+      expect(store.preResults).toEqual([{ ok: true, result: { changes: 1, row: null } }]);
+      expect(await store.getSetting("with-batch")).toBe("v");
+
+      store.preStatements = [setting("with-failed-batch")];
+      await expect(
+        store.runBatch(noKeys(), 1, () => {
+          throw new Error("the batch fails");
+        }),
+      ).rejects.toThrow("the batch fails");
+      // Not committed: the writer thread runs them again on their own.
+      expect(store.preResults).toBeNull();
+      expect(await store.getSetting("with-failed-batch")).toBeNull();
+      expect(store.preStatements, "taken by the batch, never left for the next one").toBeNull();
+    } finally {
+      await store.close();
+    }
   });
 });

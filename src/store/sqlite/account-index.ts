@@ -57,7 +57,7 @@ CREATE TEMP TABLE IF NOT EXISTS merge_queue_postings (account_id TEXT NOT NULL, 
 `;
 export type IndexedTable = "usages" | "postings";
 
-/** Rows a tail may hold before the commit that grows past it indexes them: the default, and its bounds. */
+/** Rows a tail may hold before a merge indexes them: the default, and its bounds. */
 export const DEFAULT_TAIL_ROWS = 8192;
 const MAX_TAIL_ROWS = 1_000_000;
 

@@ -158,8 +158,7 @@ export class SqliteStore implements Store {
         { usages: changes.usages.inserted.length, postings: changes.postings.length },
         "inline",
       ).more;
-      const state = this.s("SELECT data_version AS v, total_changes() AS t FROM pragma_data_version").get()!;
-      written = { changes, token: `${state.v}:${state.t}` };
+      written = { changes, token: this.token() };
       return result;
     });
     try {
@@ -239,6 +238,7 @@ export class SqliteStore implements Store {
     return out;
   }
 
+  /** What the database is at, for the ledger cache: another connection's commit or any write here moves it. */
   private token(): string {
     const state = this.s("SELECT data_version AS v, total_changes() AS t FROM pragma_data_version").get()!;
     return `${state.v}:${state.t}`;
@@ -256,12 +256,11 @@ export class SqliteStore implements Store {
       tokens = [before, this.token()];
       return more;
     });
-    this.db.pragma("busy_timeout = 0");
     // No fsync of its own: a step lost to a crash is simply taken again (marks and index rows go
     // together), and the next ledger commit's fsync makes it durable with everything before it.
     this.db.pragma("synchronous = NORMAL");
     try {
-      const more = tx.immediate();
+      const more = this.waitingAtMost(0, () => tx.immediate());
       this.cache.carriedOver(...tokens!);
       this.indexWanted = more;
       return more;
@@ -270,14 +269,35 @@ export class SqliteStore implements Store {
       throw err;
     } finally {
       this.db.pragma("synchronous = FULL");
+    }
+  }
+
+  /**
+   * A RESTART checkpoint (writer thread, between batches): copies the frames not yet copied, waits at most
+   * `waitMs` for readers to leave the log, and so lets the next commit write from the start of the WAL
+   * file again. Busy (readers stayed) is not an error: the checkpoint thread asks again.
+   */
+  restartLog(waitMs: number): void {
+    try {
+      this.waitingAtMost(waitMs, () => this.db.pragma("wal_checkpoint(RESTART)"));
+    } catch {
+      // Busy or I/O trouble: the next request from the checkpoint thread tries again.
+    }
+  }
+
+  /** Runs `fn` with another connection's lock waited for at most `ms` (instead of the usual 10 s). */
+  private waitingAtMost<T>(ms: number, fn: () => T): T {
+    this.db.pragma(`busy_timeout = ${ms}`);
+    try {
+      return fn();
+    } finally {
       this.db.pragma(`busy_timeout = ${SQLITE_BUSY_TIMEOUT_MS}`);
     }
   }
 
   private load(keys: LoadKeys, now: number): Snapshot {
     const snap: Snapshot = { accounts: [], grants: [], holds: [], usages: [], refunds: [] };
-    const state = this.s("SELECT data_version AS v, total_changes() AS t FROM pragma_data_version").get()!;
-    this.cache.begin(`${state.v}:${state.t}`);
+    this.cache.begin(this.token());
     const accountIds = new Set(keys.accountIds);
     const grantIds = new Set<string>();
     const seenGrants = new Map<string, GrantRecord>();
@@ -751,16 +771,16 @@ export class SqliteStore implements Store {
   }
 
   async putSetting(key: string, value: string): Promise<void> {
-    this.s(
+    await this.writeSql(
       "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-    ).run(key, value, Date.now());
+      [key, value, Date.now()],
+    );
   }
 
   async putSettingIfAbsent(key: string, value: string): Promise<string> {
-    this.s("INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING").run(
-      key,
-      value,
-      Date.now(),
+    await this.writeSql(
+      "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO NOTHING",
+      [key, value, Date.now()],
     );
     return (await this.getSetting(key))!;
   }
