@@ -97,8 +97,15 @@ export async function paced(opts: {
   /** Connections at most (requests beyond wait in a queue, and that wait counts). */
   maxSockets: number;
   request: () => PacedRequest;
+  /**
+   * Sends at the same rate, on the same connections, for this long first and leaves those answers out of
+   * the result: the measurement starts on warm connections, as a client's pool would be.
+   */
+  warmupSeconds?: number;
   /** Waits this long for the last answers after the schedule ends. */
   drainMs?: number;
+  /** For investigations: called with each answer's scheduled time (epoch ms) and latency (ms). */
+  onAnswer?: (scheduledEpochMs: number, latencyMs: number) => void;
 }): Promise<PacedResult> {
   const url = new URL(opts.base);
   const port = Number(url.port);
@@ -108,24 +115,28 @@ export async function paced(opts: {
   let non2xx = 0;
   let errors = 0;
   let answered = 0;
-  const total = Math.round(opts.rate * opts.seconds);
+  const warmup = Math.round(opts.rate * (opts.warmupSeconds ?? 0));
+  const total = warmup + Math.round(opts.rate * opts.seconds);
   const idle: Connection[] = [];
   const all: Connection[] = [];
-  const queue: { bytes: Buffer; scheduled: number }[] = [];
+  const queue: { bytes: Buffer; scheduled: number; counted: boolean }[] = [];
   const fail = () => {
     errors++;
     answered++;
   };
 
-  const dispatch = (conn: Connection, bytes: Buffer, scheduled: number) => {
+  const dispatch = (conn: Connection, bytes: Buffer, scheduled: number, counted: boolean) => {
     conn.send(bytes, (status) => {
+      const next = queue.shift();
+      if (next) dispatch(conn, next.bytes, next.scheduled, next.counted);
+      else idle.push(conn);
+      if (!counted) return;
       answered++;
-      latencies.push(performance.now() - scheduled);
+      const latency = performance.now() - scheduled;
+      latencies.push(latency);
+      opts.onAnswer?.(performance.timeOrigin + scheduled, latency);
       if (status >= 200 && status < 300) ok++;
       else non2xx++;
-      const next = queue.shift();
-      if (next) dispatch(conn, next.bytes, next.scheduled);
-      else idle.push(conn);
     });
   };
   const connection = (): Connection | undefined => {
@@ -138,36 +149,41 @@ export async function paced(opts: {
   };
 
   const t0 = performance.now() + 20;
+  /** Requests issued, warm-up included; `sent` counts the measured ones. */
+  let issued = 0;
   await new Promise<void>((resolve) => {
     const tick = () => {
       const due = Math.min(total, Math.floor(((performance.now() - t0) * opts.rate) / 1000) + 1);
-      while (sent < due) {
-        const scheduled = t0 + (sent * 1000) / opts.rate;
-        sent++;
+      while (issued < due) {
+        const scheduled = t0 + (issued * 1000) / opts.rate;
+        const counted = issued >= warmup;
+        issued++;
+        if (counted) sent++;
         const bytes = encode(opts.request(), url.host);
         const conn = connection();
-        if (conn) dispatch(conn, bytes, scheduled);
-        else queue.push({ bytes, scheduled });
+        if (conn) dispatch(conn, bytes, scheduled, counted);
+        else queue.push({ bytes, scheduled, counted });
       }
-      if (sent >= total) resolve();
+      if (issued >= total) resolve();
       else setTimeout(tick, 1);
     };
     setTimeout(tick, 20);
   });
   const end = performance.now();
+  const measuredFrom = t0 + (warmup * 1000) / opts.rate;
   const deadline = end + (opts.drainMs ?? 10_000);
   while (answered < sent && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
   for (const c of all) c.socket.destroy();
   const sorted = latencies.sort((a, b) => a - b);
   return {
     rate: opts.rate,
-    seconds: (end - t0) / 1000,
+    seconds: (end - measuredFrom) / 1000,
     sent,
     answered,
     ok,
     non2xx,
     errors,
-    achieved: ok / ((end - t0) / 1000),
+    achieved: ok / ((end - measuredFrom) / 1000),
     latency: {
       p50: percentile(sorted, 50),
       p90: percentile(sorted, 90),

@@ -52,6 +52,8 @@ const { values: args } = parseArgs({
     connections: { type: "string", default: "100" },
     "batch-connections": { type: "string" },
     "cpu-prof": { type: "string" },
+    /** Extra node flags for the Tally server (diagnostics, e.g. --server-arg=--trace-gc). */
+    "server-arg": { type: "string", multiple: true, default: [] },
     /** The rate of the half-rate lines, instead of half of what the max line measured. */
     rate: { type: "string" },
     steps: { type: "string", default: "fastify,estimate,usage,half,paced,idem,balance,batch" },
@@ -199,8 +201,14 @@ async function measurePacedHello(rate: number): Promise<Measured> {
   try {
     log(`hello-world GET / at ${fmtInt(rate)} req/s, evenly paced (open loop), ${SECONDS} s…`);
     const request = () => ({ method: "GET", path: "/", headers: {} });
-    await paced({ base: hello.base, rate, seconds: WARMUP_SECONDS, maxSockets: CONNECTIONS, request });
-    const p = await paced({ base: hello.base, rate, seconds: SECONDS, maxSockets: CONNECTIONS, request });
+    const p = await paced({
+      base: hello.base,
+      rate,
+      seconds: SECONDS,
+      warmupSeconds: WARMUP_SECONDS,
+      maxSockets: CONNECTIONS,
+      request,
+    });
     log(`  paced hello-world: p50 ${p.latency.p50.toFixed(1)} ms, p99 ${p.latency.p99.toFixed(1)} ms`);
     return pacedLine("node:http hello-world, ½ max rate (evenly paced: the generator's floor)", "GET /", p, {
       floor: true,
@@ -274,7 +282,10 @@ async function benchStore(store: StoreName): Promise<StoreHttpRun> {
 
   log(`${store}: starting tally serve…`);
   const server = await startTally(`tally serve (${store})`, url, {
-    nodeArgs: args["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`] : [],
+    nodeArgs: [
+      ...(args["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`] : []),
+      ...args["server-arg"],
+    ],
   });
   const step = async (name: string, label: string, fn: () => Promise<Measured>) => {
     if (!STEPS.has(name)) return;
@@ -381,6 +392,7 @@ async function benchStore(store: StoreName): Promise<StoreHttpRun> {
           base: server.base,
           rate: half,
           seconds: SECONDS,
+          warmupSeconds: WARMUP_SECONDS,
           maxSockets: CONNECTIONS,
           request: () => ({ method: "POST", path: "/v1/usage", headers: JSON_AUTH, body: eventBody() }),
         });
@@ -405,6 +417,7 @@ async function benchStore(store: StoreName): Promise<StoreHttpRun> {
           base: server.base,
           rate: half,
           seconds: SECONDS,
+          warmupSeconds: WARMUP_SECONDS,
           maxSockets: CONNECTIONS,
           request: () => ({
             method: "POST",

@@ -1,9 +1,11 @@
 import Fastify, { type FastifyInstance } from "fastify";
 import { randomUUID } from "node:crypto";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { errorHandler } from "../../src/http/errors.ts";
 import { DEFAULT_TTL_MS, idempotency, requestHash } from "../../src/http/idempotency.ts";
 import { idempotencyStoreFor } from "../../src/store/idempotency-store.ts";
+import { PostgresIdempotencyStore } from "../../src/store/postgres/idempotency-store.ts";
 import type { PostgresStore } from "../../src/store/postgres/store.ts";
 import type { SqliteStore } from "../../src/store/sqlite/store.ts";
 import type { Store } from "../../src/store/types.ts";
@@ -379,6 +381,39 @@ describeEachStore("Idempotency-Key", (kind) => {
     expect(await count(t.store, "idempotency_keys")).toBe(1);
     expectReplay(later, await post("/v1/accounts", {}, key));
   });
+
+  it.runIf(kind === "postgres")(
+    "a claim's asynchronous commit stays its own: the connection's later commits wait for their flush, and the claim locks at once",
+    async () => {
+      const shared = (t.store as PostgresStore).pool;
+      // One connection, so the claim and the checks below run on the same session.
+      const pool = new pg.Pool({ ...shared.options, max: 1 });
+      try {
+        const store = new PostgresIdempotencyStore(pool);
+        const id = { caller: "operator", method: "POST", route: "/v1/accounts", key: newKey() };
+        const now = t.clock.now();
+        const claim = {
+          ...id,
+          request_hash: "h",
+          owner: "o1",
+          scopes: "",
+          now,
+          locked_until: now + 60_000,
+          expires_at: now + DEFAULT_TTL_MS,
+        };
+        expect(await store.claim(claim)).toEqual({ claimed: true });
+        // The setting was local to the claim's own transaction: later commits (ledger batches share
+        // this pool) wait for their flush again.
+        const { rows } = await pool.query("SHOW synchronous_commit");
+        expect(rows[0].synchronous_commit).toBe("on");
+        // And the claim is visible at once to everyone, as a lock must be.
+        expect((await store.claim({ ...claim, owner: "o2" })).claimed).toBe(false);
+        expect((await idempotencyStoreFor(t.store).get(id))?.owner).toBe("o1");
+      } finally {
+        await pool.end();
+      }
+    },
+  );
 
   describe("the plugin on its own app (5xx, waiting, leases)", () => {
     let app: FastifyInstance;

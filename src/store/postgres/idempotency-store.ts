@@ -16,11 +16,18 @@ const pk = (id: IdempotencyId) => [id.caller, id.method, id.route, id.key];
 export class PostgresIdempotencyStore implements IdempotencyStore {
   constructor(private readonly pool: pg.Pool) {}
 
+  /**
+   * One statement, committed asynchronously (`synchronous_commit = off` for this transaction only): a claim
+   * need not wait for its own WAL flush. The command it guards commits after it, synchronously, and flushing
+   * that commit flushes the WAL before it, claim included; a claim lost in a crash guarded nothing durable,
+   * and the retry claims again. Saves one WAL flush wait per idempotent request.
+   */
   async claim(c: NewClaim): Promise<ClaimResult> {
     const { rows } = await this.pool.query(
       `INSERT INTO idempotency_keys
          (caller, method, route, idem_key, request_hash, state, owner, scopes, created_at, locked_until, expires_at)
-       VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10)
+       SELECT $1, $2, $3, $4, $5, 'pending', $6, $7, $8, $9, $10
+         FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
        ON CONFLICT (caller, method, route, idem_key) DO UPDATE SET
          request_hash = EXCLUDED.request_hash, state = 'pending', owner = EXCLUDED.owner, scopes = EXCLUDED.scopes, status = NULL,
          headers = NULL, body = NULL, body_encoding = NULL, created_at = EXCLUDED.created_at,
