@@ -57,12 +57,20 @@ class Connection {
   private buffered: Buffer = Buffer.alloc(0);
   private waiting: ((status: number) => void) | null = null;
   busy = false;
+  /** The server closed it (an idle keep-alive connection past the server's timeout, say). */
+  closed = false;
   readonly socket: net.Socket;
 
   constructor(port: number, host: string, onFail: (err: Error) => void) {
     this.socket = net.connect({ port, host, noDelay: true });
     this.socket.on("data", (chunk: Buffer) => this.onData(chunk));
     this.socket.on("error", onFail);
+    this.socket.on("close", () => {
+      this.closed = true;
+      // A request in flight on it is lost: counted as an error (an error event may have done so already).
+      if (this.waiting && !this.socket.errored) onFail(new Error("connection closed"));
+      this.waiting = null;
+    });
   }
 
   send(bytes: Buffer, done: (status: number) => void): void {
@@ -140,7 +148,11 @@ export async function paced(opts: {
     });
   };
   const connection = (): Connection | undefined => {
-    const free = idle.pop();
+    let free = idle.pop();
+    while (free?.closed) {
+      all.splice(all.indexOf(free), 1);
+      free = idle.pop();
+    }
     if (free) return free;
     if (all.length >= opts.maxSockets) return undefined;
     const conn = new Connection(port, url.hostname, fail);
