@@ -12,6 +12,8 @@
  *   npm run bench:http -- --only sqlite --no-doc --cpu-prof /tmp/prof   # V8 profile of the Tally server; then
  *   npx tsx bench/cpuprofile-summary.ts /tmp/prof/<the largest file>.cpuprofile
  *   npm run bench:http -- --only sqlite --no-doc --steps usage,paced --rate 3500   # half-rate lines at 3,500/s
+ *   npm run bench:http -- --only sqlite --no-doc --steps paced --rate 5000 --timeline /tmp/paced
+ *     # /tmp/paced-sqlite: every request of the paced usage line, its scheduled time (epoch ms) and latency
  *   BENCH_SERVER_NODE_ARGS="--max-semi-space-size=32 --trace-gc" BENCH_SERVER_LOG=/tmp/gc.log npm run bench:http …
  *     # the servers' Node flags (instead of npm start's), and everything they print appended to a file
  *
@@ -20,6 +22,7 @@
  * postgres://postgres@127.0.0.1:5432/postgres). Both are removed at the end, also on Ctrl-C.
  */
 import autocannon from "autocannon";
+import { writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { DEFAULT_TEST_DATABASE_URL, Scratch } from "./databases.ts";
 import {
@@ -37,7 +40,7 @@ import {
   stopAll,
   type ServerProcess,
 } from "./http-servers.ts";
-import { paced, type PacedResult } from "./http-paced.ts";
+import { paced, type PacedRequest, type PacedResult } from "./http-paced.ts";
 import { describeMachine } from "./machine.ts";
 import type { StoreName } from "./report.ts";
 import { elapsedSeconds, errorText, fmtInt, log, seededRandom } from "./util.ts";
@@ -52,8 +55,8 @@ const { values: args } = parseArgs({
     connections: { type: "string", default: "100" },
     "batch-connections": { type: "string" },
     "cpu-prof": { type: "string" },
-    /** Extra node flags for the Tally server (diagnostics, e.g. --server-arg=--trace-gc). */
-    "server-arg": { type: "string", multiple: true, default: [] },
+    /** Writes the paced usage line's every request as `scheduled_epoch_ms latency_ms` lines to FILE-<store>. */
+    timeline: { type: "string" },
     /** The rate of the half-rate lines, instead of half of what the max line measured. */
     rate: { type: "string" },
     steps: { type: "string", default: "fastify,estimate,usage,half,paced,idem,balance,batch" },
@@ -192,6 +195,24 @@ function pacedLine(label: string, route: string, p: PacedResult, extra: Partial<
   };
 }
 
+/** A paced line's measurement: this run's length, warm-up and connections, at `rate` against `base`. */
+function pacedRun(
+  base: string,
+  rate: number,
+  request: () => PacedRequest,
+  onAnswer?: (scheduledEpochMs: number, latencyMs: number) => void,
+): Promise<PacedResult> {
+  return paced({
+    base,
+    rate,
+    seconds: SECONDS,
+    warmupSeconds: WARMUP_SECONDS,
+    maxSockets: CONNECTIONS,
+    request,
+    ...(onAnswer ? { onAnswer } : {}),
+  });
+}
+
 /**
  * The node:http hello-world under the paced generator at `rate`, while the Tally server waits idle: the
  * latency the generator, loopback and machine add by themselves (the floor of the paced Tally line).
@@ -200,15 +221,7 @@ async function measurePacedHello(rate: number): Promise<Measured> {
   const hello = await startHello();
   try {
     log(`hello-world GET / at ${fmtInt(rate)} req/s, evenly paced (open loop), ${SECONDS} s…`);
-    const request = () => ({ method: "GET", path: "/", headers: {} });
-    const p = await paced({
-      base: hello.base,
-      rate,
-      seconds: SECONDS,
-      warmupSeconds: WARMUP_SECONDS,
-      maxSockets: CONNECTIONS,
-      request,
-    });
+    const p = await pacedRun(hello.base, rate, () => ({ method: "GET", path: "/", headers: {} }));
     log(`  paced hello-world: p50 ${p.latency.p50.toFixed(1)} ms, p99 ${p.latency.p99.toFixed(1)} ms`);
     return pacedLine("node:http hello-world, ½ max rate (evenly paced: the generator's floor)", "GET /", p, {
       floor: true,
@@ -282,10 +295,7 @@ async function benchStore(store: StoreName): Promise<StoreHttpRun> {
 
   log(`${store}: starting tally serve…`);
   const server = await startTally(`tally serve (${store})`, url, {
-    nodeArgs: [
-      ...(args["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`] : []),
-      ...args["server-arg"],
-    ],
+    nodeArgs: args["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`] : [],
   });
   const step = async (name: string, label: string, fn: () => Promise<Measured>) => {
     if (!STEPS.has(name)) return;
@@ -388,14 +398,14 @@ async function benchStore(store: StoreName): Promise<StoreHttpRun> {
       await step("paced", "POST /v1/usage, half rate, paced", async () => {
         log(`${store}: POST /v1/usage at ${fmtInt(half)} req/s, evenly paced (open loop), ${SECONDS} s…`);
         const b0 = await commitBatches(server);
-        const p = await paced({
-          base: server.base,
-          rate: half,
-          seconds: SECONDS,
-          warmupSeconds: WARMUP_SECONDS,
-          maxSockets: CONNECTIONS,
-          request: () => ({ method: "POST", path: "/v1/usage", headers: JSON_AUTH, body: eventBody() }),
-        });
+        const timeline: string[] = [];
+        const p = await pacedRun(
+          server.base,
+          half,
+          () => ({ method: "POST", path: "/v1/usage", headers: JSON_AUTH, body: eventBody() }),
+          args.timeline ? (at, ms) => timeline.push(`${at.toFixed(1)} ${ms.toFixed(2)}`) : undefined,
+        );
+        if (args.timeline) writeFileSync(`${args.timeline}-${store}`, timeline.join("\n") + "\n");
         acked += p.ok;
         const batches = (await commitBatches(server)) - b0;
         const m = pacedLine("single event, ½ max rate (evenly paced, open loop)", "POST /v1/usage", p, {
@@ -413,19 +423,12 @@ async function benchStore(store: StoreName): Promise<StoreHttpRun> {
           `${store}: POST /v1/usage with Idempotency-Key at ${fmtInt(half)} req/s, evenly paced, ${SECONDS} s…`,
         );
         let k = 0;
-        const p = await paced({
-          base: server.base,
-          rate: half,
-          seconds: SECONDS,
-          warmupSeconds: WARMUP_SECONDS,
-          maxSockets: CONNECTIONS,
-          request: () => ({
-            method: "POST",
-            path: "/v1/usage",
-            headers: { ...JSON_AUTH, "idempotency-key": `bench-idem-${k++}` },
-            body: eventBody(),
-          }),
-        });
+        const p = await pacedRun(server.base, half, () => ({
+          method: "POST",
+          path: "/v1/usage",
+          headers: { ...JSON_AUTH, "idempotency-key": `bench-idem-${k++}` },
+          body: eventBody(),
+        }));
         acked += p.ok;
         log(`  idempotent: p50 ${p.latency.p50.toFixed(1)} ms, p99 ${p.latency.p99.toFixed(1)} ms`);
         return pacedLine(
